@@ -9,7 +9,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from .errors import SpecProblem, did_you_mean
+from .errors import ModelError, SpecProblem, did_you_mean
 from .yamlsafe import YamlDocument
 
 
@@ -36,10 +36,11 @@ def provider_problems(spec: Any, doc: YamlDocument, file: str, folder: Path) -> 
     if provider not in names:
         message = f"unknown provider {provider!r}{did_you_mean(provider, names)} (installed: {', '.join(names)})"
         return [SpecProblem(file, "model.provider", message, line)]
-    return [
-        SpecProblem(file, f"model.{field}", message, doc.line_of(("model", field)))
-        for field, message in get_provider(provider).check(spec.model, base_dir=folder)
-    ]
+    try:
+        checks = get_provider(provider).check(spec.model, base_dir=folder)
+    except ModelError as exc:
+        return [SpecProblem(file, "model.provider", str(exc), line)]
+    return [SpecProblem(file, f"model.{field}", message, doc.line_of(("model", field))) for field, message in checks]
 
 
 def _message(error: dict[str, Any], parent: Any, leaf: Any, loc: tuple) -> str:

@@ -43,6 +43,19 @@ class Provider:
         """Cheap checks for `gptbuilder validate`: (field, message) pairs; loads nothing."""
         return []
 
+    def ensure_valid(self, config: ModelConfig, *, base_dir: Path) -> None:
+        """Raise ModelError for the first problem `check` finds."""
+        for field, message in self.check(config, base_dir=base_dir):
+            raise ModelError(f"model.{field}: {message}")
+
+
+def option_problems(options: dict[str, Any], known: set[str], provider: str) -> list[tuple[str, str]]:
+    """A (field, message) problem when `model.options` holds keys the provider does not know."""
+    unknown = sorted(set(options) - known)
+    if not unknown:
+        return []
+    return [("options", f"unknown option(s) for provider {provider}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")]
+
 
 def _entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
@@ -78,8 +91,10 @@ def get_provider(name: str) -> Provider:
         raise ModelError(f"unknown model provider {name!r}{did_you_mean(name, known)} (installed: {', '.join(known)})")
     try:
         provider = points[name].load()
-    except ImportError as exc:
-        raise ModelError(f"model provider {name!r} cannot be imported: {exc}") from exc
+    except Exception as exc:  # a broken plugin must not take validation down with a traceback
+        raise ModelError(
+            f"model provider {name!r} ({points[name].value}) cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
     if isinstance(provider, type):
         provider = provider()
     if not isinstance(provider, Provider):

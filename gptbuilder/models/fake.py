@@ -1,0 +1,122 @@
+"""`provider: fake` — a deterministic model for tests and demos; loads nothing, needs nothing."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import Field, PrivateAttr
+
+from ..errors import ModelError
+from .registry import DEFAULT_MAX_TOKENS, Provider, option_problems
+
+if TYPE_CHECKING:
+    from ..spec import ModelConfig
+
+_OPTIONS = {"replies", "fail_after"}
+
+
+class FakeChatModel(BaseChatModel):
+    """Replies with the given texts in turn, or echoes the last user message; streams word by word.
+
+    `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths.
+    """
+
+    replies: list[str] = Field(default_factory=list)
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    fail_after: int | None = None
+    context_window: int = 8192
+    _turn: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "gptbuilder-fake"
+
+    def count_message_tokens(self, messages: list[BaseMessage]) -> int:
+        """One token per word, plus a little per message: deterministic and cheap."""
+        return sum(len(m.text.split()) + 3 for m in messages)
+
+    def _reply(self, messages: list[BaseMessage]) -> str:
+        if self.replies:
+            with self._lock:
+                turn = next(self._turn)
+            return self.replies[turn % len(self.replies)]
+        last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        return f"You said: {last.text}" if last is not None else "Hello!"
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        pieces = re.findall(r"\s*\S+", self._reply(messages))
+        limit = kwargs.get("max_tokens") or self.max_tokens
+        finish_reason = "length" if len(pieces) > limit else "stop"
+        pieces = pieces[:limit]
+        for index, piece in enumerate(pieces):
+            if self.fail_after is not None and index >= self.fail_after:
+                raise ModelError("the fake model failed on purpose (fail_after)")
+            if run_manager:
+                run_manager.on_llm_new_token(piece)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        prompt_tokens = self.count_message_tokens(messages)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": len(pieces),
+                    "total_tokens": prompt_tokens + len(pieces),
+                },
+                response_metadata={"finish_reason": finish_reason, "model_name": "fake"},
+            )
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+
+
+class FakeProvider(Provider):
+    """Builds FakeChatModel from `model.options` (`replies`, `fail_after`)."""
+
+    name = "fake"
+
+    def create(self, config: ModelConfig, *, base_dir: Path) -> FakeChatModel:
+        """A fresh fake model for this spec."""
+        self.ensure_valid(config, base_dir=base_dir)
+        replies = config.options.get("replies", [])
+        return FakeChatModel(
+            replies=[replies] if isinstance(replies, str) else list(replies),
+            max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
+            fail_after=config.options.get("fail_after"),
+            context_window=config.context_window or 8192,
+        )
+
+    def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
+        """Options must be known; replies must be text."""
+        problems = option_problems(config.options, _OPTIONS, self.name)
+        replies = config.options.get("replies", [])
+        if not isinstance(replies, (str, list)) or not all(isinstance(r, str) for r in ([replies] if isinstance(replies, str) else replies)):
+            problems.append(("options", "replies must be a text or a list of texts"))
+        return problems
+
+
+provider = FakeProvider()
