@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from .errors import GPTBuilderError, InputError, ModelError
 from .events import Done, Event, TextDelta, Usage
 from .models.registry import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
 from .spec import LoadedSpec
+
+logger = logging.getLogger("gptbuilder")
 
 MAX_MESSAGE_CHARS = 100_000
 MAX_MESSAGES = 1_000
@@ -147,7 +150,18 @@ def compile_agent(loaded: LoadedSpec, *, model: BaseChatModel | None = None) -> 
     """Build the agent for a spec, creating its model through the provider registry unless given one."""
     from .models.registry import create_model
 
+    unsupported = loaded.unsupported_sections()
+    if unsupported:
+        logger.warning(
+            "%s: %s validated but not used yet by gptbuilder %s", loaded.id, ", ".join(unsupported), _version()
+        )
     return Agent(loaded, model if model is not None else create_model(loaded.spec.model, base_dir=loaded.folder))
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _to_messages(messages: MessagesLike) -> list[BaseMessage]:

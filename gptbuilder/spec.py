@@ -30,6 +30,7 @@ CATEGORIES: tuple[str, ...] = Category.__args__
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_INSTRUCTIONS_CHARS = 100_000
+IMPLEMENTED_SECTIONS: frozenset[str] = frozenset()  # reserved sections that gptbuilder acts on so far
 
 
 def _as_list(value: Any) -> Any:
@@ -317,6 +318,19 @@ class LoadedSpec:
     def folder(self) -> Path:
         """The folder every relative path of this spec is resolved against."""
         return self.path.parent
+
+    def unsupported_sections(self) -> list[str]:
+        """Sections this spec fills that this version validates but does not act on yet."""
+        spec = self.spec
+        filled = {
+            "knowledge": spec.knowledge is not None,
+            "tools": bool(spec.tools),
+            "curated_answers": bool(spec.curated_answers),
+            "widget": spec.widget is not None,
+            "limits": spec.limits is not None,
+            "tests": bool(spec.tests),
+        }
+        return [name for name, used in filled.items() if used and name not in IMPLEMENTED_SECTIONS]
 
     def resolve(self, relative: str) -> Path:
         """Resolve a path written in the spec, refusing anything outside the spec's folder."""

