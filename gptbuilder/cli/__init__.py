@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,6 +45,7 @@ def _options(
         typer.Option("--data", help="Runtime data folder [env GPTBUILDER_DATA_DIR; default ./store/data]"),
     ] = None,
 ) -> None:
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     ctx.obj = Settings.from_env(gpts_dir=gpts, data_dir=data)
 
 

@@ -1,5 +1,109 @@
-"""`gptbuilder chat`: talk to a GPT from the terminal."""
+"""`gptbuilder chat`: talk to a GPT from the terminal, interactively or in one shot."""
+
 from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, Optional
+
 import typer
+
+from ..agent import Agent
+from ..errors import GPTBuilderError
+from ..events import Done, TextDelta
+from ..store import Store
+
+HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    """Add this module's commands to the app."""
+    app.command("chat")(chat)
+
+
+def chat(
+    ctx: typer.Context,
+    gpt_id: Annotated[str, typer.Argument(metavar="ID", help="GPT id (its file name without .yaml)")],
+    message: Annotated[
+        Optional[str], typer.Option("--message", "-m", help="Ask one question and exit ('-' reads stdin)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With -m: print the reply as JSON")] = False,
+    temperature: Annotated[Optional[float], typer.Option(min=0, max=2, help="Override the spec's temperature")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Most tokens in the answer")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed, for repeatable answers")] = None,
+) -> None:
+    """Chat with a GPT: streaming and interactive, or one shot with -m."""
+    agent = Store(ctx.obj.gpts_dir).agent(gpt_id)
+    options = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+    if message is None:
+        if as_json:
+            raise typer.BadParameter("--json needs -m/--message")
+        _interactive(agent, options)
+        return
+    if message == "-":
+        message = sys.stdin.read()
+    if as_json:
+        done = _last(agent.stream(message, **options))
+        payload = {"gpt": agent.id, "text": done.text, "finish_reason": done.finish_reason, "usage": done.usage.to_dict()}
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+        return
+    _print_stream(agent, message, options)
+
+
+def _last(events: Any) -> Done:
+    done = None
+    for event in events:
+        if isinstance(event, Done):
+            done = event
+    assert done is not None  # Agent.stream always ends with Done
+    return done
+
+
+def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
+    """Stream an answer to stdout; return the text (partial if interrupted)."""
+    parts: list[str] = []
+    events = agent.stream(messages, **options)
+    try:
+        for event in events:
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                typer.echo(event.text, nl=False)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        events.close()
+        typer.echo(" [stopped]", nl=False)
+    typer.echo()
+    return "".join(parts)
+
+
+def _interactive(agent: Agent, options: dict[str, Any]) -> None:
+    spec = agent.loaded.spec
+    typer.echo(f"{spec.avatar or ''} {spec.name}".strip() + (f" — {spec.description}" if spec.description else ""))
+    for starter in spec.conversation_starters:
+        typer.echo(f"  » {starter}")
+    typer.echo(HELP)
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            line = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        command = line.strip()
+        if command in ("/exit", "/quit"):
+            return
+        if command == "/reset":
+            history.clear()
+            typer.echo("(new conversation)")
+            continue
+        if command in ("/help", "/?"):
+            typer.echo(HELP)
+            continue
+        turn = [*history, {"role": "user", "content": line}]
+        typer.echo(f"{agent.loaded.spec.name}> ", nl=False)
+        try:
+            answer = _print_stream(agent, turn, options)
+        except GPTBuilderError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        history = [*turn, {"role": "assistant", "content": answer}]
