@@ -24,8 +24,13 @@ def safe_join(root: Path, relative: str) -> Path:
     if ".." in posix.parts:
         raise PathEscapeError(f"{relative!r} may not leave the spec's folder ('..')")
     target = root.joinpath(*posix.parts)
-    if not _GLOB.search(relative) and target.exists():
-        if not target.resolve().is_relative_to(root.resolve()):
+    fixed = []
+    for part in posix.parts:
+        if _GLOB.search(part):
+            break
+        fixed.append(part)
+    if fixed:
+        if not root.joinpath(*fixed).resolve().is_relative_to(root.resolve()):
             raise PathEscapeError(f"{relative!r} leads outside the spec's folder through a symlink")
     return target
 

@@ -37,7 +37,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
 
 
 class _Strict(BaseModel):
@@ -171,7 +171,14 @@ ToolEntry = Annotated[
         custom_error_message="a tool is a built-in name (calculator, current_time, python, fetch_url), "
         "'package.module:function', or a mapping with 'action', 'function' or 'builtin'",
     ),
-    BeforeValidator(_tool_from_string),
+    BeforeValidator(
+        _tool_from_string,
+        json_schema_input_type=Literal["calculator", "current_time", "python", "fetch_url"]
+        | Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+        | ActionTool
+        | FunctionTool
+        | BuiltinTool,
+    ),
 ]
 
 
@@ -292,6 +299,13 @@ class GPTSpec(_Strict):
             raise ValueError("give 'instructions' or 'instructions_file', not both")
         return self
 
+    @field_validator("instructions")
+    @classmethod
+    def _instructions_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("instructions are blank; write what the GPT should do")
+        return value
+
     @field_validator("curated_answers")
     @classmethod
     def _unique_questions(cls, answers: list[CuratedAnswer]) -> list[CuratedAnswer]:
@@ -354,30 +368,34 @@ def load_spec(path: str | Path, *, display: str | None = None) -> LoadedSpec:
     gpt_id = path.stem
     problems: list[SpecProblem] = []
     if not ID_PATTERN.match(gpt_id) or len(gpt_id) > 64:
-        suggestion = re.sub(r"[^a-z0-9]+", "-", gpt_id.lower()).strip("-") or "my-gpt"
+        suggestion = re.sub(r"[^a-z0-9]+", "-", gpt_id.lower()).strip("-")[:64].strip("-") or "my-gpt"
         problems.append(
             SpecProblem(
                 shown,
                 "id",
-                f"{gpt_id!r} (the file name) is not a valid GPT id: use lowercase letters, digits and "
+                f"{gpt_id!r} (the file name) is not a valid GPT id: use at most 64 lowercase letters, digits and "
                 f"dashes, e.g. rename the file to {suggestion}.yaml",
             )
         )
-    doc: YamlDocument = read_yaml(path, display=shown)
+    try:
+        doc: YamlDocument = read_yaml(path, display=shown)
+    except SpecError as exc:
+        raise SpecError([*problems, *exc.problems]) from None
     try:
         spec = GPTSpec.model_validate(doc.data)
     except ValidationError as exc:
         problems.extend(describe_validation_error(exc, doc, shown))
+        problems.extend(_raw_problems(doc, shown, path.parent))
         raise SpecError(problems) from None
-    problems.extend(provider_problems(spec, doc, shown, path.parent))
+    problems.extend(provider_problems(spec.model, doc, shown, path.parent))
     folder = path.parent
     instructions = spec.instructions or ""
     sources = [path]
-    for field_name, relative in _spec_paths(spec):
+    for field_name, loc, relative in _spec_paths(spec):
         try:
             target = safe_join(folder, relative)
         except PathEscapeError as exc:
-            problems.append(SpecProblem(shown, field_name, str(exc), doc.line_of(tuple(field_name.split(".")))))
+            problems.append(SpecProblem(shown, field_name, str(exc), doc.line_of(loc)))
             continue
         if field_name == "instructions_file":
             text, problem = _read_instructions(target, relative)
@@ -391,16 +409,37 @@ def load_spec(path: str | Path, *, display: str | None = None) -> LoadedSpec:
     return LoadedSpec(gpt_id, path, spec, instructions, tuple(sources))
 
 
-def _spec_paths(spec: GPTSpec) -> Iterable[tuple[str, str]]:
+def _spec_paths(spec: GPTSpec) -> Iterable[tuple[str, tuple, str]]:
     """Every path written in the spec, with its field; each must stay inside the spec's folder."""
     if spec.instructions_file:
-        yield "instructions_file", spec.instructions_file
+        yield "instructions_file", ("instructions_file",), spec.instructions_file
     if spec.knowledge:
         for index, pattern in enumerate(spec.knowledge.files):
-            yield f"knowledge.files[{index}]", pattern
+            yield f"knowledge.files[{index}]", ("knowledge", "files", index), pattern
     for index, tool in enumerate(spec.tools):
         if isinstance(tool, ActionTool):
-            yield f"tools[{index}].action.openapi", tool.action.openapi
+            yield f"tools[{index}].action.openapi", ("tools", index, "action", "openapi"), tool.action.openapi
+
+
+def _raw_problems(doc: YamlDocument, shown: str, folder: Path) -> list[SpecProblem]:
+    """Provider and path problems found in the raw data when the whole spec did not validate."""
+    from .spec_errors import provider_problems
+
+    data = doc.data
+    problems: list[SpecProblem] = []
+    try:
+        model = ModelConfig.model_validate(data.get("model") or {})
+    except ValidationError:
+        pass
+    else:
+        problems.extend(provider_problems(model, doc, shown, folder))
+    value = data.get("instructions_file")
+    if isinstance(value, str):
+        try:
+            safe_join(folder, value)
+        except PathEscapeError as exc:
+            problems.append(SpecProblem(shown, "instructions_file", str(exc), doc.line_of(("instructions_file",))))
+    return problems
 
 
 def _read_instructions(target: Path, relative: str) -> tuple[str, str | None]:

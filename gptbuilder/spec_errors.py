@@ -26,20 +26,21 @@ def describe_validation_error(exc: ValidationError, doc: YamlDocument, file: str
     return problems
 
 
-def provider_problems(spec: Any, doc: YamlDocument, file: str, folder: Path) -> list[SpecProblem]:
+def provider_problems(model: Any, doc: YamlDocument, file: str, folder: Path) -> list[SpecProblem]:
     """Check `model.provider` against the installed providers, then let the provider check its config."""
     from .models.registry import get_provider, provider_names
 
     names = provider_names()
-    provider = spec.model.provider
+    provider = model.provider
     line = doc.line_of(("model", "provider"))
     if provider not in names:
         message = f"unknown provider {provider!r}{did_you_mean(provider, names)} (installed: {', '.join(names)})"
         return [SpecProblem(file, "model.provider", message, line)]
     try:
-        checks = get_provider(provider).check(spec.model, base_dir=folder)
-    except ModelError as exc:
-        return [SpecProblem(file, "model.provider", str(exc), line)]
+        checks = get_provider(provider).check(model, base_dir=folder)
+    except Exception as exc:  # a plugin's own bug must not take validation down
+        message = str(exc) if isinstance(exc, ModelError) else f"provider {provider!r} failed its checks: {type(exc).__name__}: {exc}"
+        return [SpecProblem(file, "model.provider", message, line)]
     return [SpecProblem(file, f"model.{field}", message, doc.line_of(("model", field))) for field, message in checks]
 
 

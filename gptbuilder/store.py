@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .agent import Agent
-from .errors import SpecError, SpecProblem, UnknownGPTError
+from .errors import GPTBuilderError, SpecError, SpecProblem, UnknownGPTError
 from .spec import LoadedSpec, load_spec
 
 ModelFactory = Callable[..., object]
@@ -41,7 +41,12 @@ class Store:
                 del self._entries[gpt_id]
             for gpt_id, path in found.items():
                 entry = self._entries.get(gpt_id)
-                if entry is None or entry.path != path or entry.fingerprint != _fingerprint(entry, path):
+                if (
+                    entry is None
+                    or entry.error is not None  # what it names (instructions, model file) may have appeared
+                    or entry.path != path
+                    or entry.fingerprint != _fingerprint(entry, path)
+                ):
                     self._entries[gpt_id] = self._load(path)
 
     def specs(self) -> list[LoadedSpec]:
@@ -84,7 +89,7 @@ class Store:
     def _spec_files(self) -> list[Path]:
         if not self.gpts_dir.is_dir():
             return []
-        files = [*self.gpts_dir.glob("*.yaml"), *self.gpts_dir.glob("*.yml")]
+        files = list(self.gpts_dir.glob("*.yaml"))
         return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
 
     def _load(self, path: Path) -> _Entry:
@@ -92,6 +97,8 @@ class Store:
             loaded = load_spec(path)
         except SpecError as exc:
             return _Entry(path, _stat((path,)), error=exc)
+        except GPTBuilderError as exc:  # e.g. a provider plugin that fails to import
+            return _Entry(path, _stat((path,)), error=SpecError([SpecProblem(str(path), "", str(exc))]))
         except OSError as exc:  # vanished or unreadable between listing and reading
             problem = SpecProblem(str(path), "", f"cannot read file: {exc.strerror or exc}")
             return _Entry(path, _stat((path,)), error=SpecError([problem]))

@@ -37,6 +37,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`; SafeConstructor.flatten_mapping merges it below
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if isinstance(key, (dict, list)):
@@ -93,6 +95,9 @@ def parse_yaml(text: str, *, display: str = "<string>") -> YamlDocument:
         root = loader.get_single_node()
         if root is None:
             raise fail("file is empty; a spec needs at least 'name' and 'instructions'")
+        if _is_recursive(root, set(), set()):
+            raise fail("an alias refers to a value that contains it (a recursive alias); write the values out instead",
+                       root.start_mark.line + 1)
         if _expanded_size(root, {}) > MAX_NODES:
             raise fail(
                 f"document expands to more than {MAX_NODES:,} values through aliases "
@@ -134,6 +139,24 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
         size = 1
     memo[key] = min(size, MAX_NODES + 1)
     return memo[key]
+
+
+def _is_recursive(node: yaml.Node, visiting: set[int], done: set[int]) -> bool:
+    key = id(node)
+    if key in done:
+        return False
+    if key in visiting:
+        return True
+    visiting.add(key)
+    children = []
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    found = any(_is_recursive(child, visiting, done) for child in children)
+    visiting.discard(key)
+    done.add(key)
+    return found
 
 
 def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], depth: int = 0) -> None:

@@ -127,7 +127,7 @@ def _spec_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
+            files.extend(sorted(path.glob("*.yaml")))
         else:
             files.append(path)  # a missing file is reported by load_spec
     return files
