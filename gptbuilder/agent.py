@@ -45,7 +45,14 @@ class Agent:
     def __init__(self, loaded: LoadedSpec, model: BaseChatModel, *, context_window: int | None = None):
         self.loaded = loaded
         self.model = model
-        self.context_window = context_window or context_window_of(model, loaded.spec.model)
+        self._context_window = context_window
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model sees; asked of the model only when needed, since that may load its weights."""
+        if self._context_window is None:
+            self._context_window = context_window_of(self.model, self.loaded.spec.model)
+        return self._context_window
 
     @property
     def id(self) -> str:

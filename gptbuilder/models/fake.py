@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
 from ..errors import ModelError
+from .base import StreamingChatModel, final_chunk
 from .registry import DEFAULT_MAX_TOKENS, Provider, option_problems
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 _OPTIONS = {"replies", "fail_after"}
 
 
-class FakeChatModel(BaseChatModel):
+class FakeChatModel(StreamingChatModel):
     """Replies with the given texts in turn, or echoes the last user message; streams word by word.
 
     `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths.
@@ -71,27 +70,7 @@ class FakeChatModel(BaseChatModel):
             if run_manager:
                 run_manager.on_llm_new_token(piece)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
-        prompt_tokens = self.count_message_tokens(messages)
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata={
-                    "input_tokens": prompt_tokens,
-                    "output_tokens": len(pieces),
-                    "total_tokens": prompt_tokens + len(pieces),
-                },
-                response_metadata={"finish_reason": finish_reason, "model_name": "fake"},
-            )
-        )
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+        yield final_chunk(self.count_message_tokens(messages), len(pieces), finish_reason, "fake")
 
 
 class FakeProvider(Provider):

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.utils import convert_to_openai_messages
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .registry import DEFAULT_MAX_TOKENS, Provider, option_problems
+from .base import LocalChatModel, final_chunk
+from .registry import Provider, option_problems
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -32,7 +31,7 @@ DEFAULT_MODEL_ALIASES = {"smollm2", "smollm2-135m-instruct", "smollm2-135m"}
 DEFAULT_CONTEXT = 4096
 _MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
 _OPTIONS = {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty"}
-_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed", "stop")
+_EXTRA_SAMPLING_KEYS = ("top_k", "min_p", "repeat_penalty")
 
 
 @dataclass
@@ -162,7 +161,7 @@ def _formatter(llm: Llama) -> Any | None:
     return Jinja2ChatFormatter(template, eos_token=token_text(llm.token_eos()), bos_token=token_text(llm.token_bos()))
 
 
-class ChatLlamaCpp(BaseChatModel):
+class ChatLlamaCpp(LocalChatModel):
     """A langchain-core chat model over a shared, lock-protected llama.cpp model."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -171,11 +170,6 @@ class ChatLlamaCpp(BaseChatModel):
     n_ctx: int = DEFAULT_CONTEXT
     n_threads: int | None = None
     extra_buffers: bool | None = None
-    temperature: float = 0.2
-    top_p: float = 0.95
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
     sampling: dict[str, Any] = Field(default_factory=dict, description="Other llama.cpp sampling options")
     _runtime: _Runtime | None = PrivateAttr(default=None)
 
@@ -217,17 +211,7 @@ class ChatLlamaCpp(BaseChatModel):
         return len(self.runtime.llm.tokenize(prompt.encode("utf-8", errors="replace"), add_bos=False, special=True))
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-            "seed": self.seed,
-            **self.sampling,
-        }
-        params.update({k: v for k, v in kwargs.items() if k in _SAMPLING_KEYS and v is not None})
-        if stop:
-            params["stop"] = [*params["stop"], *stop]
+        params = {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
         if "response_format" in kwargs:
             params["response_format"] = kwargs["response_format"]
         return params
@@ -260,27 +244,7 @@ class ChatLlamaCpp(BaseChatModel):
                     yield ChatGenerationChunk(message=AIMessageChunk(content=text))
             finally:
                 stream.close()
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata={
-                    "input_tokens": prompt_tokens,
-                    "output_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-                response_metadata={"finish_reason": finish_reason, "model_name": Path(self.model_path).name},
-            ),
-            generation_info={"finish_reason": finish_reason},
-        )
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+        yield final_chunk(prompt_tokens, completion_tokens, finish_reason, Path(self.model_path).name)
 
 
 class LlamaCppProvider(Provider):

@@ -1,0 +1,460 @@
+"""The GPU path: any Hugging Face causal LM (hub id, local folder or .gguf file) run in-process by transformers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.outputs import ChatGenerationChunk
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from ..errors import ModelError
+from .base import LocalChatModel, final_chunk
+from .registry import DEFAULT_CONTEXT_WINDOW, Provider
+
+if TYPE_CHECKING:
+    from ..spec import ModelConfig
+
+INSTALL_HINT = "pip install 'gptbuilder[gpu]'"
+OPTIONS = ("device", "dtype", "trust_remote_code")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Some configs claim context windows of millions of tokens; attention cost grows with what we let in.
+MAX_AUTO_CONTEXT = 32_768
+_MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|xpu|cuda|cuda:\d+|xpu:\d+|npu|npu:\d+)$")
+_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class _Runtime:
+    """One loaded model and tokenizer with the lock that serialises generation on them."""
+
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock
+    context_window: int
+    eos_ids: frozenset[int]
+
+
+_runtimes: dict[tuple, _Runtime] = {}
+_load_lock = threading.Lock()
+
+
+def _import_transformers() -> Any:
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise ModelError(f"the transformers provider needs torch and transformers: `{INSTALL_HINT}` ({exc})") from exc
+    return transformers
+
+
+def resolve_model(name: str | None, base_dir: Path) -> str:
+    """Turn `model.name` into what from_pretrained takes: a local path, or a hub id left as written.
+
+    Omitted or 'smollm2' is the embedded SmolLM2 GGUF. Relative paths resolve against ``base_dir``;
+    a name that is not on disk and looks like `org/model` is a Hugging Face Hub id.
+    """
+    from .llama_cpp import DEFAULT_MODEL_ALIASES, default_model_path
+
+    if name is None or name.lower() in DEFAULT_MODEL_ALIASES:
+        return str(default_model_path())
+    expanded = os.path.expanduser(name)
+    path = Path(expanded) if os.path.isabs(expanded) else base_dir / expanded
+    if path.exists() or _looks_like_path(name):
+        return os.path.abspath(path)
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or os.path.isabs(name)
+        or name.lower().endswith(".gguf")
+        or "\\" in name
+        or not _HUB_ID_PATTERN.match(name)
+    )
+
+
+def _is_local(model: str) -> bool:
+    return os.path.isabs(model) or _looks_like_path(model) or os.path.exists(model)
+
+
+def check_model_source(model: str) -> None:
+    """Raise ModelError unless ``model`` is a hub id, a model folder or a GGUF file (reads no weights)."""
+    from .llama_cpp import check_gguf
+
+    if not _is_local(model):
+        return
+    path = Path(model)
+    hint = "give a model folder (with config.json), a .gguf file or a Hugging Face model id"
+    if path.suffix.lower() == ".gguf" and not path.is_dir():
+        check_gguf(path)
+        return
+    if not path.exists():
+        raise ModelError(f"model folder not found: {path}; {hint}")
+    if not path.is_dir():
+        raise ModelError(f"{path} is neither a model folder nor a .gguf file; {hint}")
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"{path} is not a transformers model folder (it has no config.json); "
+            "save one with save_pretrained(), or point model.name at a .gguf file or a Hugging Face model id"
+        )
+
+
+def check_options(options: dict[str, Any]) -> list[str]:
+    """Problems with `model.options` for this provider, each a sentence naming the option."""
+    problems = []
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        names = ", ".join(map(str, unknown))
+        problems.append(f"unknown option(s) for provider transformers: {names} (allowed: {', '.join(OPTIONS)})")
+    device = options.get("device")
+    if device is not None and (not isinstance(device, str) or not _DEVICE_PATTERN.match(device)):
+        problems.append(f"device: {device!r} is not a device like cpu, cuda, cuda:1, mps or auto")
+    dtype = options.get("dtype")
+    if dtype is not None and dtype not in DTYPES:
+        problems.append(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    trust = options.get("trust_remote_code")
+    if trust is not None and not isinstance(trust, bool):
+        problems.append(f"trust_remote_code: {trust!r} must be true or false")
+    return problems
+
+
+def _pick_device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(
+            f"model.options.device is {device!r} but CUDA is not available here "
+            f"(torch {torch.__version__}); use device: cpu or install a CUDA build of torch"
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("model.options.device is 'mps' but MPS is not available here; use device: cpu")
+    return device
+
+
+def _pick_dtype(dtype: str | None, device: str) -> str:
+    if dtype is None:
+        # Half precision is slow or unsupported on CPU; accelerators get the checkpoint's own dtype.
+        return "float32" if device == "cpu" else "auto"
+    return dtype
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def load_model(
+    model: str, *, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False
+) -> _Runtime:
+    """Load a model once per process (per device and dtype) and share it; later calls return the same one."""
+    transformers = _import_transformers()
+    import torch
+
+    check_model_source(model)
+    folder, gguf_file = model, None
+    if _is_local(model) and model.lower().endswith(".gguf") and not Path(model).is_dir():
+        folder, gguf_file = str(Path(model).parent), Path(model).name
+    if _is_local(model):
+        folder = str(Path(folder).resolve())
+    device = _pick_device(device)
+    dtype = _pick_dtype(dtype, device)
+    key = (folder, gguf_file, device, dtype, trust_remote_code)
+    with _load_lock:
+        if key in _runtimes:
+            return _runtimes[key]
+        where = f"{folder}/{gguf_file}" if gguf_file else folder
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
+            loaded = transformers.AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype if dtype == "auto" else getattr(torch, dtype), device_map=device, **kwargs
+            )
+        except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError, ImportError...
+            raise ModelError(_load_failure(model, where, exc)) from exc
+        loaded.eval()
+        runtime = _Runtime(
+            loaded, tokenizer, threading.Lock(), _context_window(loaded, tokenizer), _eos_ids(loaded, tokenizer)
+        )
+        _runtimes[key] = runtime
+        return runtime
+
+
+def _load_failure(model: str, where: str, exc: Exception) -> str:
+    if isinstance(exc, ImportError):
+        return f"transformers could not load {where}: a library it needs is missing ({_short(exc)}); `{INSTALL_HINT}`"
+    if _is_local(model):
+        return f"transformers could not load the model in {where}: {_short(exc)}"
+    return (
+        f"{model!r} is not a local folder, and loading it from the Hugging Face Hub failed: {_short(exc)}; "
+        "check the model id and the network (set HF_TOKEN for gated models), "
+        "or set model.name to a local model folder or .gguf file"
+    )
+
+
+def _context_window(model: Any, tokenizer: Any) -> int:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for attribute in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return min(value, MAX_AUTO_CONTEXT)
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value <= MAX_AUTO_CONTEXT:
+        return value
+    return DEFAULT_CONTEXT_WINDOW
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return frozenset(ids)
+
+
+def _cancel_criteria(event: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return _Cancelled()
+
+
+class ChatTransformers(LocalChatModel):
+    """A langchain-core chat model over a shared, lock-protected transformers causal LM."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str = Field(description="Hugging Face model id, local model folder, or .gguf file")
+    device: str | None = Field(None, description="cpu, cuda, cuda:N, mps or auto; default CUDA when present")
+    dtype: str | None = Field(None, description="auto, bfloat16, float16 or float32")
+    trust_remote_code: bool = False
+    max_context: int | None = Field(None, description="Tokens the model may see; default from its config")
+    _runtime: _Runtime | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "gptbuilder-transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "device": self.device, "dtype": self.dtype}
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model can attend to: the configured value, else the model config's (capped)."""
+        return self.max_context or self.runtime.context_window
+
+    @property
+    def runtime(self) -> _Runtime:
+        """The shared model and tokenizer, loaded on first use."""
+        if self._runtime is None:
+            self._runtime = load_model(
+                self.model, device=self.device, dtype=self.dtype, trust_remote_code=self.trust_remote_code
+            )
+        return self._runtime
+
+    def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Tokens these messages take, with this model's tokenizer and chat template overhead."""
+        tokenizer = self.runtime.tokenizer
+        return sum(len(tokenizer.encode(m.text, add_special_tokens=False)) + _MESSAGE_OVERHEAD for m in messages)
+
+    def _encode(self, messages: Sequence[BaseMessage]) -> Any:
+        tokenizer = self.runtime.tokenizer
+        chat = convert_to_openai_messages(list(messages), text_format="string")
+        if not getattr(tokenizer, "chat_template", None):
+            # Base models ship no template; a plain transcript still lets them continue the text.
+            prompt = "".join(f"{m['role']}: {m.get('content') or ''}\n" for m in chat) + "assistant:"
+            return tokenizer(prompt, return_tensors="pt")
+        from jinja2 import TemplateError
+
+        options = {"add_generation_prompt": True, "return_tensors": "pt", "return_dict": True}
+        try:
+            return tokenizer.apply_chat_template(chat, **options)
+        except TemplateError:
+            if not any(m["role"] == "system" for m in chat):
+                raise
+        # Some templates (Gemma's) reject the system role: fold it into the first user turn.
+        system = "\n\n".join(m.get("content") or "" for m in chat if m["role"] == "system")
+        rest = [m for m in chat if m["role"] != "system"]
+        for m in rest:
+            if m["role"] == "user":
+                m["content"] = f"{system}\n\n{m.get('content') or ''}"
+                break
+        return tokenizer.apply_chat_template(rest, **options)
+
+    def _generate_kwargs(self, params: dict[str, Any], runtime: _Runtime) -> dict[str, Any]:
+        tokenizer = runtime.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(runtime.eos_ids), None)
+        kwargs: dict[str, Any] = {"max_new_tokens": int(params["max_tokens"]), "pad_token_id": pad}
+        if params["temperature"] and params["temperature"] > 0:
+            kwargs.update(do_sample=True, temperature=float(params["temperature"]), top_p=float(params["top_p"]))
+        else:
+            # The checkpoint's generation_config may ask for sampling; 0 means greedy whatever it says.
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params["stop"]:
+            kwargs.update(stop_strings=params["stop"], tokenizer=tokenizer)
+        return kwargs
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        runtime = self.runtime
+        params = self.sampling_params(stop, kwargs)
+        stops: list[str] = params["stop"]
+        completion_tokens = 0
+        finish_reason = "stop"
+        with runtime.lock:
+            try:
+                inputs = self._encode(messages).to(runtime.model.device)
+            except Exception as exc:  # a checkpoint's own Jinja template can fail in any way
+                raise ModelError(
+                    f"{self._model_name()}: its chat template could not format the conversation: {_short(exc)}"
+                ) from exc
+            prompt_tokens = int(inputs["input_ids"].shape[-1])
+            streamer = TextIteratorStreamer(runtime.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            cancel = threading.Event()
+            result: dict[str, Any] = {}
+            generate_kwargs = {
+                **inputs,
+                **self._generate_kwargs(params, runtime),
+                "streamer": streamer,
+                "stopping_criteria": StoppingCriteriaList([_cancel_criteria(cancel)]),
+            }
+
+            def run() -> None:
+                try:
+                    result["output"] = runtime.model.generate(**generate_kwargs)
+                except BaseException as exc:  # reported by the consumer, in its own thread
+                    result["error"] = exc
+                    # end() would decode what is cached and could fail again; the consumer must not wait forever.
+                    streamer.text_queue.put(streamer.stop_signal)
+
+            if params["seed"] is not None:
+                import torch
+
+                torch.manual_seed(int(params["seed"]))
+            thread = threading.Thread(target=run, name="gptbuilder-transformers-generate", daemon=True)
+            thread.start()
+            stopped = False
+            pending = ""
+            try:
+                for piece in streamer:
+                    pending += piece
+                    text, pending, stopped = _split_at_stop(pending, stops)
+                    if text:
+                        completion_tokens += 1
+                        if run_manager:
+                            run_manager.on_llm_new_token(text)
+                        yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                    if stopped:
+                        break
+                if pending and not stopped:
+                    completion_tokens += 1
+                    if run_manager:
+                        run_manager.on_llm_new_token(pending)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=pending))
+            finally:
+                cancel.set()
+                thread.join()
+            if "error" in result:
+                exc = result["error"]
+                raise ModelError(f"{self._model_name()}: generation failed: {_short(exc)}") from exc
+            output = result.get("output")
+            if output is not None:
+                sequence = output[0] if getattr(output, "ndim", 1) > 1 else output
+                generated = sequence[prompt_tokens:].tolist()
+                completion_tokens = len(generated)
+                ended_on_eos = bool(generated) and generated[-1] in runtime.eos_ids
+                if not stopped and not ended_on_eos and completion_tokens >= int(params["max_tokens"]):
+                    finish_reason = "length"
+        yield final_chunk(prompt_tokens, completion_tokens, finish_reason, self._model_name())
+
+    def _model_name(self) -> str:
+        return Path(self.model).name if _is_local(self.model) else self.model
+
+
+def _split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
+    """Split streamed text into (safe to emit, held back, stop reached); nothing at or after a stop string."""
+    if not stops:
+        return text, "", False
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if hits:
+        return text[: min(hits)], "", True
+    # Hold back a tail that may be the start of a stop string split across pieces.
+    held = 0
+    for s in stops:
+        for size in range(min(len(s) - 1, len(text)), held, -1):
+            if text.endswith(s[:size]):
+                held = size
+                break
+    return text[: len(text) - held], text[len(text) - held :], False
+
+
+class TransformersProvider(Provider):
+    """`provider: transformers` — any Hugging Face causal LM (hub id, folder or .gguf), CUDA when present."""
+
+    name = "transformers"
+
+    def create(self, config: ModelConfig, *, base_dir: Path) -> ChatTransformers:
+        """Build the chat model; the weights load (once per process) on first use."""
+        options = dict(config.options)
+        problems = check_options(options)
+        if problems:
+            raise ModelError("model.options: " + "; ".join(problems))
+        model = resolve_model(config.name, base_dir)
+        check_model_source(model)
+        fields: dict[str, Any] = {
+            "model": model,
+            "device": options.get("device"),
+            "dtype": options.get("dtype"),
+            "trust_remote_code": bool(options.get("trust_remote_code", False)),
+            "max_context": config.context_window,
+            "stop": list(config.stop),
+            "seed": config.seed,
+        }
+        for key in ("temperature", "top_p", "max_tokens"):
+            if getattr(config, key) is not None:
+                fields[key] = getattr(config, key)
+        return ChatTransformers(**fields)
+
+    def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
+        """transformers is installed, the options are known, and a local model path exists; loads nothing."""
+        problems = [("options", message) for message in check_options(dict(config.options))]
+        missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+        if missing:
+            problems.append(("provider", f"{' and '.join(missing)} not installed: `{INSTALL_HINT}`"))
+        try:
+            check_model_source(resolve_model(config.name, base_dir))
+        except ModelError as exc:
+            problems.append(("name", str(exc)))
+        return problems
+
+
+provider = TransformersProvider()
