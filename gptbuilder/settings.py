@@ -13,11 +13,13 @@ class Settings:
 
     gpts_dir: Path = Path("gpts")
     data_dir: Path = Path("store/data")
+    catalog_path: Path = Path("store/catalog.yaml")
 
     @classmethod
     def from_env(cls, *, gpts_dir: str | Path | None = None, data_dir: str | Path | None = None) -> Settings:
-        """Explicit arguments first, then GPTBUILDER_GPTS_DIR / GPTBUILDER_DATA_DIR, then the defaults."""
+        """Explicit arguments first, then GPTBUILDER_GPTS_DIR / _DATA_DIR / _CATALOG, then the defaults."""
         return cls(
             gpts_dir=Path(gpts_dir or os.environ.get("GPTBUILDER_GPTS_DIR") or cls.gpts_dir),
             data_dir=Path(data_dir or os.environ.get("GPTBUILDER_DATA_DIR") or cls.data_dir),
+            catalog_path=Path(os.environ.get("GPTBUILDER_CATALOG") or cls.catalog_path),
         )

@@ -13,13 +13,16 @@ from .errors import ModelError, SpecProblem, did_you_mean
 from .yamlsafe import YamlDocument
 
 
-def describe_validation_error(exc: ValidationError, doc: YamlDocument, file: str) -> list[SpecProblem]:
+def describe_validation_error(
+    exc: ValidationError, doc: YamlDocument, file: str, *, root: type[BaseModel] | None = None
+) -> list[SpecProblem]:
     """One SpecProblem per pydantic error, with readable field paths and did-you-mean hints."""
-    from .spec import GPTSpec
+    if root is None:
+        from .spec import GPTSpec as root
 
     problems = []
     for error in exc.errors(include_url=False):
-        data_loc, display, parent, leaf = _walk(GPTSpec, error["loc"])
+        data_loc, display, parent, leaf = _walk(root, error["loc"])
         problems.append(
             SpecProblem(file, display, _message(error, parent, leaf, data_loc), doc.line_of(data_loc))
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .agent import Agent
+from .catalog import Catalog
 from .errors import GPTBuilderError, SpecError, SpecProblem, UnknownGPTError
 from .spec import LoadedSpec, load_spec
 
@@ -27,8 +28,11 @@ class _Entry:
 class Store:
     """Every `*.yaml` spec directly inside ``gpts_dir``, re-read when its files change."""
 
-    def __init__(self, gpts_dir: str | Path, *, model_factory: ModelFactory | None = None):
+    def __init__(
+        self, gpts_dir: str | Path, *, model_factory: ModelFactory | None = None, catalog: Catalog | None = None
+    ):
         self.gpts_dir = Path(gpts_dir)
+        self.catalog = catalog or Catalog()
         self._model_factory = model_factory
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.RLock()
@@ -50,9 +54,9 @@ class Store:
                     self._entries[gpt_id] = self._load(path)
 
     def specs(self) -> list[LoadedSpec]:
-        """The valid GPTs, sorted by id."""
+        """The valid GPTs in catalogue order: featured first, then by category shelf and name."""
         self.refresh()
-        return [e.loaded for _, e in sorted(self._entries.items()) if e.loaded is not None]
+        return self.catalog.order([e.loaded for e in self._entries.values() if e.loaded is not None])
 
     def errors(self) -> list[SpecError]:
         """The problems of every spec that failed to load, sorted by file."""

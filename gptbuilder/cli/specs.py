@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..catalog import load_catalog
 from ..errors import SpecError, SpecProblem
 from ..settings import Settings
 from ..spec import LoadedSpec, load_spec, spec_json_schema
@@ -51,8 +52,8 @@ def list_gpts(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list")] = False,
 ) -> None:
-    """List the valid GPTs; broken specs are reported on stderr and skipped."""
-    store = Store(ctx.obj.gpts_dir)
+    """List the valid GPTs, featured first; broken specs are reported on stderr and skipped."""
+    store = Store(ctx.obj.gpts_dir, catalog=load_catalog(ctx.obj.catalog_path))
     gpts = store.specs()
     for error in store.errors():
         first = error.problems[0] if error.problems else SpecProblem("?", "", "invalid")
