@@ -26,6 +26,7 @@ from gptbuilder.spec import load_spec
 SYSTEM = "You are a helpful assistant."
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 N_CTX = 4096
+REPEAT_PENALTY = 1.1  # the local backend's default, so both sides decode the same tokens
 
 
 def raw_load(path: Path, threads: int):
@@ -44,7 +45,9 @@ def raw_generate(llm, max_tokens: int) -> tuple[float, float, int]:
     start = time.perf_counter()
     first = None
     tokens = 0
-    for chunk in llm.create_chat_completion(messages, temperature=0, max_tokens=max_tokens, stream=True):
+    for chunk in llm.create_chat_completion(
+        messages, temperature=0, repeat_penalty=REPEAT_PENALTY, max_tokens=max_tokens, stream=True
+    ):
         if chunk["choices"][0]["delta"].get("content"):
             tokens += 1
             first = first or time.perf_counter()

@@ -170,7 +170,11 @@ class ChatLlamaCpp(LocalChatModel):
     n_ctx: int = DEFAULT_CONTEXT
     n_threads: int | None = None
     extra_buffers: bool | None = None
-    sampling: dict[str, Any] = Field(default_factory=dict, description="Other llama.cpp sampling options")
+    # Greedy with a mild repeat penalty: small models such as the embedded 135M ramble or loop otherwise.
+    temperature: float = 0.0
+    sampling: dict[str, Any] = Field(
+        default_factory=lambda: {"repeat_penalty": 1.1}, description="Other llama.cpp sampling options"
+    )
     _runtime: _Runtime | None = PrivateAttr(default=None)
 
     @property
@@ -264,7 +268,7 @@ class LlamaCppProvider(Provider):
             "extra_buffers": options.pop("extra_buffers", None),
             "stop": list(config.stop),
             "seed": config.seed,
-            "sampling": options,
+            "sampling": {"repeat_penalty": 1.1, **options},
         }
         for key in ("temperature", "top_p", "max_tokens"):
             if getattr(config, key) is not None:
