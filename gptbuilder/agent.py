@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -18,9 +19,12 @@ from langchain_core.messages import (
 )
 
 from .errors import GPTBuilderError, InputError, ModelError
-from .events import Done, Event, TextDelta, Usage
+from .events import Citation, Done, Event, TextDelta, Usage
 from .models.registry import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
 from .spec import LoadedSpec
+
+if TYPE_CHECKING:
+    from .knowledge.retriever import KnowledgeBase, Retrieval
 
 logger = logging.getLogger("gptbuilder")
 
@@ -42,9 +46,17 @@ class Reply:
 class Agent:
     """One GPT ready to chat: its spec, its model and the prompt built from them."""
 
-    def __init__(self, loaded: LoadedSpec, model: BaseChatModel, *, context_window: int | None = None):
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        model: BaseChatModel,
+        *,
+        knowledge: KnowledgeBase | None = None,
+        context_window: int | None = None,
+    ):
         self.loaded = loaded
         self.model = model
+        self.knowledge = knowledge
         self._context_window = context_window
 
     @property
@@ -59,14 +71,20 @@ class Agent:
         """The GPT's id (its file stem)."""
         return self.loaded.id
 
-    def system_prompt(self) -> str:
-        """The system prompt: the GPT's instructions (knowledge and tools add to it later)."""
-        return self.loaded.instructions
+    def system_prompt(self, retrieval: Retrieval | None = None) -> str:
+        """The system prompt: the GPT's instructions, then the knowledge sources found for the question."""
+        if retrieval is None:
+            return self.loaded.instructions
+        from .knowledge.retriever import context_block
 
-    def prepare(self, messages: MessagesLike, *, max_tokens: int | None = None) -> list[BaseMessage]:
+        return f"{self.loaded.instructions}\n\n{context_block(retrieval)}"
+
+    def prepare(
+        self, messages: MessagesLike, *, max_tokens: int | None = None, retrieval: Retrieval | None = None
+    ) -> list[BaseMessage]:
         """Validate a conversation and fit it, with the system prompt, into the model's context."""
         history = _to_messages(messages)
-        system = SystemMessage(self.system_prompt())
+        system = SystemMessage(self.system_prompt(retrieval))
         answer_budget = max_tokens or self.loaded.spec.model.max_tokens or DEFAULT_MAX_TOKENS
         budget = self.context_window - answer_budget
         system_tokens = count_tokens(self.model, [system])
@@ -104,8 +122,19 @@ class Agent:
         stop: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> Iterator[Event]:
-        """Answer the conversation, yielding text deltas and then one Done event."""
-        prompt = self.prepare(messages, max_tokens=max_tokens)
+        """Answer the conversation: text deltas, then the knowledge sources as citations, then Done."""
+        history = _to_messages(messages)
+        retrieval = None
+        if self.knowledge is not None:
+            from .knowledge.retriever import NO_MATCH_MESSAGE
+
+            retrieval = self.knowledge.retrieve(history[-1].text)
+            if not retrieval.sources and self.knowledge.config.on_no_match == "refuse":
+                yield TextDelta(NO_MATCH_MESSAGE)
+                yield Done(NO_MATCH_MESSAGE, finish_reason="stop", usage=Usage())
+                return
+        prompt = self.prepare(history, max_tokens=max_tokens, retrieval=retrieval)
+        citations = _citation_filter(retrieval)
         options = {
             key: value
             for key, value in {
@@ -122,7 +151,7 @@ class Agent:
         usage: dict[str, int] | None = None
         try:
             for chunk in self.model.stream(prompt, **options):
-                text = _chunk_text(chunk)
+                text = citations.feed(_chunk_text(chunk)) if citations else _chunk_text(chunk)
                 if text:
                     parts.append(text)
                     yield TextDelta(text)
@@ -133,6 +162,13 @@ class Agent:
             raise
         except Exception as exc:  # a backend's own error type: translate at this edge
             raise ModelError(f"{self.id}: the model failed: {exc}") from exc
+        if citations:
+            tail = citations.flush()
+            if tail:
+                parts.append(tail)
+                yield TextDelta(tail)
+            for source in retrieval.sources:
+                yield Citation(source.number, source.source, source.text, source.locator, source.number in citations.cited)
         text = "".join(parts)
         if usage is None:
             usage = {
@@ -153,8 +189,18 @@ class Agent:
         raise ModelError(f"{self.id}: the answer ended without finishing")  # pragma: no cover
 
 
-def compile_agent(loaded: LoadedSpec, *, model: BaseChatModel | None = None) -> Agent:
-    """Build the agent for a spec, creating its model through the provider registry unless given one."""
+def compile_agent(
+    loaded: LoadedSpec,
+    *,
+    model: BaseChatModel | None = None,
+    data_dir: str | Path | None = None,
+    embedder: Any | None = None,
+) -> Agent:
+    """Build the agent for a spec: its model (through the provider registry unless given) and its knowledge.
+
+    The knowledge index lives under ``data_dir`` (default: the configured data folder) and is built
+    on first use; ``embedder`` overrides the spec's embedding model (tests pass the fake one).
+    """
     from .models.registry import create_model
 
     unsupported = loaded.unsupported_sections()
@@ -162,7 +208,18 @@ def compile_agent(loaded: LoadedSpec, *, model: BaseChatModel | None = None) -> 
         logger.warning(
             "%s: %s validated but not used yet by gptbuilder %s", loaded.id, ", ".join(unsupported), _version()
         )
-    return Agent(loaded, model if model is not None else create_model(loaded.spec.model, base_dir=loaded.folder))
+    knowledge = None
+    if loaded.spec.knowledge is not None:
+        from .knowledge.index import KnowledgeIndex
+        from .knowledge.retriever import KnowledgeBase
+        from .settings import Settings
+
+        folder = Path(data_dir) if data_dir is not None else Settings.from_env().data_dir
+        index = KnowledgeIndex(loaded.id, loaded.spec.knowledge, loaded.folder, folder, embedder=embedder)
+        knowledge = KnowledgeBase(index, loaded.spec.knowledge)
+    if model is None:
+        model = create_model(loaded.spec.model, base_dir=loaded.folder)
+    return Agent(loaded, model, knowledge=knowledge)
 
 
 def _version() -> str:
@@ -191,6 +248,14 @@ def _to_messages(messages: MessagesLike) -> list[BaseMessage]:
     if not converted[-1].text.strip():
         raise InputError("the message is empty; type a question or request")
     return converted
+
+
+def _citation_filter(retrieval: Retrieval | None) -> Any:
+    if retrieval is None or not retrieval.sources:
+        return None
+    from .knowledge.retriever import CitationFilter
+
+    return CitationFilter({s.number for s in retrieval.sources})
 
 
 def _chunk_text(chunk: BaseMessage) -> str:

@@ -54,4 +54,27 @@ class Done:
         }
 
 
-Event = TextDelta | Done
+@dataclass(frozen=True)
+class Citation:
+    """A knowledge passage given to the model for this answer; `cited` when the answer refers to it as [number]."""
+
+    type: ClassVar[str] = "citation"
+    number: int
+    source: str
+    text: str
+    locator: dict[str, Any] = field(default_factory=dict)
+    cited: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {
+            "type": self.type,
+            "number": self.number,
+            "source": self.source,
+            "text": self.text,
+            "locator": self.locator,
+            "cited": self.cited,
+        }
+
+
+Event = TextDelta | Citation | Done

@@ -29,9 +29,15 @@ class Store:
     """Every `*.yaml` spec directly inside ``gpts_dir``, re-read when its files change."""
 
     def __init__(
-        self, gpts_dir: str | Path, *, model_factory: ModelFactory | None = None, catalog: Catalog | None = None
+        self,
+        gpts_dir: str | Path,
+        *,
+        data_dir: str | Path | None = None,
+        model_factory: ModelFactory | None = None,
+        catalog: Catalog | None = None,
     ):
         self.gpts_dir = Path(gpts_dir)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self.catalog = catalog or Catalog()
         self._model_factory = model_factory
         self._entries: dict[str, _Entry] = {}
@@ -77,7 +83,7 @@ class Store:
                 model = None
                 if self._model_factory is not None:
                     model = self._model_factory(entry.loaded.spec.model, base_dir=entry.loaded.folder)
-                entry.agent = compile_agent(entry.loaded, model=model)
+                entry.agent = compile_agent(entry.loaded, model=model, data_dir=self.data_dir)
             return entry.agent
 
     def _entry(self, gpt_id: str) -> _Entry:

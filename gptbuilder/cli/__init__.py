@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from ..errors import GPTBuilderError
 from ..settings import Settings
-from . import chat, specs
+from . import chat, knowledge, specs
 
 class _Group(TyperGroup):
     """Translates gptbuilder errors into one line on stderr and exit status 1 (no traceback)."""
@@ -51,6 +51,7 @@ def _options(
 
 specs.register(app)
 chat.register(app)
+knowledge.register(app)
 
 
 def main() -> None:

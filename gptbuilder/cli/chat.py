@@ -10,7 +10,7 @@ import typer
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Done, TextDelta
+from ..events import Citation, Done, TextDelta
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -33,7 +33,7 @@ def chat(
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed, for repeatable answers")] = None,
 ) -> None:
     """Chat with a GPT: streaming and interactive, or one shot with -m."""
-    agent = Store(ctx.obj.gpts_dir).agent(gpt_id)
+    agent = Store(ctx.obj.gpts_dir, data_dir=ctx.obj.data_dir).agent(gpt_id)
     options = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     if message is None:
         if as_json:
@@ -43,25 +43,24 @@ def chat(
     if message == "-":
         message = sys.stdin.read()
     if as_json:
-        done = _last(agent.stream(message, **options))
-        payload = {"gpt": agent.id, "text": done.text, "finish_reason": done.finish_reason, "usage": done.usage.to_dict()}
+        events = list(agent.stream(message, **options))
+        done = next(e for e in events if isinstance(e, Done))
+        payload = {
+            "gpt": agent.id,
+            "text": done.text,
+            "finish_reason": done.finish_reason,
+            "usage": done.usage.to_dict(),
+            "citations": [e.to_dict() for e in events if isinstance(e, Citation)],
+        }
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
     _print_stream(agent, message, options)
 
 
-def _last(events: Any) -> Done:
-    done = None
-    for event in events:
-        if isinstance(event, Done):
-            done = event
-    assert done is not None  # Agent.stream always ends with Done
-    return done
-
-
 def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
     """Stream an answer to stdout; return the text (partial if interrupted)."""
     parts: list[str] = []
+    sources: list[Citation] = []
     events = agent.stream(messages, **options)
     try:
         for event in events:
@@ -69,10 +68,18 @@ def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
                 parts.append(event.text)
                 typer.echo(event.text, nl=False)
                 sys.stdout.flush()
+            elif isinstance(event, Citation):
+                sources.append(event)
     except KeyboardInterrupt:
         events.close()
         typer.echo(" [stopped]", nl=False)
     typer.echo()
+    if sources:
+        typer.echo("sources:")
+        for source in sources:
+            where = source.locator.get("page") or " > ".join(source.locator.get("headings", []))
+            mark = "*" if source.cited else " "
+            typer.echo(f" {mark}[{source.number}] {source.source}{f' ({where})' if where else ''}")
     return "".join(parts)
 
 

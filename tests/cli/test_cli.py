@@ -126,6 +126,7 @@ def test_chat_one_shot_text_and_json(write_spec):
         "finish_reason": "length",
         "usage": {"prompt_tokens": payload["usage"]["prompt_tokens"], "completion_tokens": 2,
                   "total_tokens": payload["usage"]["prompt_tokens"] + 2},
+        "citations": [],
     }
 
 

@@ -1,0 +1,468 @@
+"""A GPT's knowledge index: chromadb vectors + BM25, hybrid search, incremental and crash-safe updates."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GPTBuilderError
+from ..paths import PathEscapeError, is_within, safe_join
+from ..spec import KnowledgeConfig
+from .chunking import Chunk, split_sections
+from .embeddings import Embedder, get_embedder
+from .loaders import SUPPORTED_SUFFIXES, KnowledgeFileError, load_file
+
+MANIFEST_VERSION = 1
+RRF_K = 60  # reciprocal-rank fusion constant, as in Cormack et al. 2009
+EMBED_BATCH = 256  # chunks embedded per call: big batches keep the encoder busy
+_ADD_BATCH = 1000
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class KnowledgeError(GPTBuilderError):
+    """The knowledge index cannot be built or searched."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk: where it comes from, its text and how well it matched."""
+
+    source: str
+    text: str
+    score: float
+    similarity: float
+    locator: dict[str, Any]
+    chunk_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source": self.source,
+            "text": self.text,
+            "score": round(self.score, 6),
+            "similarity": round(self.similarity, 6),
+            "locator": self.locator,
+            "id": self.chunk_id,
+        }
+
+
+@dataclass
+class IndexReport:
+    """What an index run did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    rebuilt: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _bm25s() -> Any:
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import, flooding stderr
+    return bm25s
+
+
+def chroma_client(data_dir: Path) -> Any:
+    """A Chroma server from GPTBUILDER_CHROMA_URL, else an embedded store under the data folder; no telemetry."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False)
+    url = os.environ.get("GPTBUILDER_CHROMA_URL")
+    if url:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        return chromadb.HttpClient(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+    path = data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+class KnowledgeIndex:
+    """The searchable knowledge of one GPT, kept in step with its files."""
+
+    def __init__(
+        self,
+        gpt_id: str,
+        config: KnowledgeConfig,
+        folder: Path,
+        data_dir: Path,
+        *,
+        embedder: Embedder | None = None,
+        client: Any | None = None,
+    ):
+        self.gpt_id = gpt_id
+        self.config = config
+        self.folder = folder
+        self.dir = data_dir / "knowledge" / gpt_id
+        self.embedder = embedder or get_embedder(config.embedding_model, base_dir=folder)
+        self._data_dir = data_dir
+        self._client = client
+        self._bm25: tuple[Any, list[str]] | None = None
+        with _locks_guard:
+            self._lock = _locks.setdefault(str(self.dir.resolve()), threading.Lock())
+
+    # ----- files -------------------------------------------------------------------------------
+
+    def files(self) -> tuple[dict[str, Path], list[str]]:
+        """The knowledge files the spec's globs match (relative name → path), and warnings."""
+        found: dict[str, Path] = {}
+        warnings: list[str] = []
+        for pattern in self.config.files:
+            try:
+                joined = safe_join(self.folder, pattern)
+            except PathEscapeError as exc:
+                warnings.append(f"knowledge.files: {exc}")
+                continue
+            matches = sorted(Path(p) for p in glob.glob(str(joined), recursive=True))
+            matches = [p for p in matches if p.is_file()]
+            if not matches:
+                warnings.append(f"knowledge.files: {pattern!r} matches no file")
+            for path in matches:
+                relative = path.relative_to(self.folder).as_posix()
+                if not is_within(self.folder, path):
+                    warnings.append(f"{relative}: refused, it is a symlink pointing outside the spec's folder")
+                elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    warnings.append(f"{relative}: skipped, {path.suffix or 'no extension'} is not a supported type")
+                else:
+                    found.setdefault(relative, path)
+        return found, warnings
+
+    # ----- manifest ----------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "chunk_size": c.chunk_size,
+            "chunk_overlap": c.chunk_overlap,
+            "splitter": c.splitter,
+            "embedding_model": self.embedder.name,
+        }
+
+    def _read_manifest(self) -> dict[str, Any]:
+        try:
+            manifest = json.loads((self.dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return manifest if manifest.get("version") == MANIFEST_VERSION else {}
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.dir / "manifest.json")  # atomic: readers see the old or the new manifest
+
+    def is_stale(self) -> bool:
+        """Whether files or settings changed since the last index run (stat only, no hashing)."""
+        manifest = self._read_manifest()
+        if not manifest or manifest.get("settings") != self._settings():
+            return True
+        files, _ = self.files()
+        known = manifest.get("files", {})
+        if set(files) != set(known):
+            return True
+        for relative, path in files.items():
+            entry = known[relative]
+            st = path.stat()
+            if entry.get("state") != "done" or entry.get("size") != st.st_size or entry.get("mtime_ns") != st.st_mtime_ns:
+                return True
+        return not self._bm25_dir().exists()
+
+    # ----- chroma ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The Chroma client (created on first use)."""
+        if self._client is None:
+            self._client = chroma_client(self._data_dir)
+        return self._client
+
+    def _collection(self, name: str) -> Any:
+        return self.client.get_or_create_collection(
+            name, embedding_function=None, metadata={"hnsw:space": "cosine", "gptbuilder_gpt": self.gpt_id}
+        )
+
+    # ----- update ------------------------------------------------------------------------------
+
+    def update(self, *, rebuild: bool = False) -> IndexReport:
+        """Bring the index in line with the files: embed only added or changed files, drop removed ones."""
+        start = time.perf_counter()
+        with self._lock:
+            report = IndexReport()
+            files, report.warnings = self.files()
+            manifest = self._read_manifest()
+            old_collection = manifest.get("collection")
+            if rebuild or not manifest or manifest.get("settings") != self._settings():
+                # Build a fresh collection and switch to it at the end, so a crash leaves the old one usable.
+                generation = int(manifest.get("generation", 0)) + 1
+                manifest = {
+                    "version": MANIFEST_VERSION,
+                    "settings": self._settings(),
+                    "generation": generation,
+                    "collection": f"gpt-{self.gpt_id}-{generation}",
+                    "files": {},
+                }
+                report.rebuilt = True
+                target = manifest
+                _drop(self.client, target["collection"])  # leftovers of a rebuild that was killed
+            else:
+                target = manifest
+            collection = self._collection(target["collection"])
+            known: dict[str, Any] = target["files"]
+            for relative in sorted(set(known) - set(files)):
+                collection.delete(where={"source": relative})
+                del known[relative]
+                report.removed.append(relative)
+            if report.removed and not report.rebuilt:
+                self._write_manifest(target)
+            todo: list[tuple[str, Path, str]] = []
+            for relative, path in files.items():
+                st = path.stat()
+                entry = known.get(relative)
+                if entry and entry.get("state") == "done" and (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+                    report.unchanged.append(relative)
+                    continue
+                digest = _sha256(path)
+                if entry and entry.get("state") == "done" and entry.get("sha256") == digest:
+                    entry.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+                    report.unchanged.append(relative)
+                    continue
+                (report.updated if entry else report.added).append(relative)
+                todo.append((relative, path, digest))
+            self._index_files(collection, target, todo, report, persist=not report.rebuilt)
+            if report.rebuilt:
+                self._write_manifest(target)  # the switch: from here on the new collection is the index
+                if old_collection and old_collection != target["collection"]:
+                    _drop(self.client, old_collection)
+            elif report.unchanged or todo:
+                self._write_manifest(target)
+            if report.rebuilt or report.removed or todo or not self._bm25_dir().exists():
+                self._build_bm25(collection)
+            report.chunks = collection.count()
+        report.seconds = round(time.perf_counter() - start, 3)
+        return report
+
+    def _index_files(
+        self, collection: Any, manifest: dict[str, Any], todo: Sequence[tuple[str, Path, str]], report: IndexReport, *, persist: bool
+    ) -> None:
+        """Chunk, embed and store files in batches; each batch is marked pending in the manifest first."""
+        known = manifest["files"]
+        batch: list[tuple[str, Path, str, list[Chunk]]] = []
+        size = 0
+        for relative, path, digest in todo:
+            try:
+                sections = load_file(path)
+            except KnowledgeFileError as exc:
+                report.warnings.append(str(exc))
+                report.skipped.append(relative)
+                collection.delete(where={"source": relative})  # a file that became unreadable leaves no stale chunks
+                known.pop(relative, None)
+                continue
+            chunks = split_sections(
+                sections,
+                chunk_size=self.config.chunk_size,
+                chunk_overlap=self.config.chunk_overlap,
+                splitter=self.config.splitter,
+            )
+            if not chunks:
+                report.warnings.append(f"{relative}: no text found")
+            batch.append((relative, path, digest, chunks))
+            size += len(chunks)
+            if size >= EMBED_BATCH:
+                self._flush(collection, manifest, batch, report, persist=persist)
+                batch, size = [], 0
+        if batch:
+            self._flush(collection, manifest, batch, report, persist=persist)
+
+    def _flush(
+        self, collection: Any, manifest: dict[str, Any], batch: list[tuple[str, Path, str, list[Chunk]]], report: IndexReport, *, persist: bool
+    ) -> None:
+        known = manifest["files"]
+        for relative, path, _, _ in batch:
+            known[relative] = {"state": "pending"}
+        if persist:
+            self._write_manifest(manifest)  # a crash from here re-indexes these files on the next run
+        ids, texts, metadatas = [], [], []
+        for relative, _, digest, chunks in batch:
+            collection.delete(where={"source": relative})
+            for chunk in chunks:
+                ids.append(f"{relative}#{digest[:12]}#{chunk.index}")
+                texts.append(chunk.text)
+                metadatas.append(_metadata(relative, chunk))
+        embeddings = self.embedder.embed(texts)
+        report.embedded += len(texts)
+        for at in range(0, len(ids), _ADD_BATCH):
+            part = slice(at, at + _ADD_BATCH)
+            collection.add(ids=ids[part], documents=texts[part], metadatas=metadatas[part], embeddings=embeddings[part])
+        for relative, path, digest, chunks in batch:
+            st = path.stat()
+            known[relative] = {"state": "done", "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "chunks": len(chunks)}
+        if persist:
+            self._write_manifest(manifest)
+
+    # ----- bm25 --------------------------------------------------------------------------------
+
+    def _bm25_dir(self) -> Path:
+        return self.dir / "bm25"
+
+    def _build_bm25(self, collection: Any) -> None:
+        bm25s = _bm25s()
+
+        data = collection.get(include=["documents"])
+        ids, texts = data["ids"], data["documents"] or []
+        tmp = self.dir / "bm25.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if texts:
+            retriever = bm25s.BM25()
+            retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+            retriever.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+        old = self.dir / "bm25.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self._bm25_dir().exists():
+            os.replace(self._bm25_dir(), old)
+        os.replace(tmp, self._bm25_dir())
+        shutil.rmtree(old, ignore_errors=True)
+        self._bm25 = None
+
+    def _load_bm25(self) -> tuple[Any, list[str]]:
+        if self._bm25 is None:
+            bm25s = _bm25s()
+
+            ids = json.loads((self._bm25_dir() / "ids.json").read_text(encoding="utf-8"))
+            retriever = bm25s.BM25.load(str(self._bm25_dir()), show_progress=False) if ids else None
+            self._bm25 = (retriever, ids)
+        return self._bm25
+
+    # ----- search ------------------------------------------------------------------------------
+
+    def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[Hit]:
+        """The top-k chunks for a query, ranked by dense, bm25 or hybrid (RRF) search."""
+        manifest = self._read_manifest()
+        if not manifest:
+            raise KnowledgeError(f"{self.gpt_id} has no knowledge index yet; run `gptbuilder index {self.gpt_id}`")
+        k = k or self.config.top_k
+        mode = mode or self.config.search
+        collection = self._collection(manifest["collection"])
+        total = collection.count()
+        if total == 0 or not query.strip():
+            return []
+        depth = min(total, max(k * 4, 20))
+        query_vector = self.embedder.embed([query])[0]
+        ranked: dict[str, list[str]] = {}
+        similarity: dict[str, float] = {}
+        if mode in ("dense", "hybrid"):
+            result = collection.query(query_embeddings=[query_vector], n_results=depth, include=["distances"])
+            ranked["dense"] = result["ids"][0]
+            similarity.update({i: 1.0 - d for i, d in zip(result["ids"][0], result["distances"][0])})
+        if mode in ("bm25", "hybrid"):
+            ranked["bm25"], bm25_scores = self._bm25_search(query, depth)
+        if mode == "dense":
+            order = [(i, similarity[i]) for i in ranked["dense"]]
+        elif mode == "bm25":
+            order = [(i, bm25_scores[i]) for i in ranked["bm25"]]
+        else:
+            fused: dict[str, float] = {}
+            for ids in ranked.values():
+                for rank, chunk_id in enumerate(ids):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            order = sorted(fused.items(), key=lambda item: -item[1])
+        order = order[:k]
+        data = collection.get(ids=[i for i, _ in order], include=["documents", "metadatas", "embeddings"])
+        rows = {i: (doc, meta, emb) for i, doc, meta, emb in zip(data["ids"], data["documents"], data["metadatas"], data["embeddings"])}
+        hits = []
+        for chunk_id, score in order:
+            if chunk_id not in rows:
+                continue
+            text, meta, vector = rows[chunk_id]
+            sim = similarity.get(chunk_id)
+            if sim is None:
+                sim = float(sum(a * b for a, b in zip(query_vector, vector)))
+            hits.append(Hit(meta["source"], text, float(score), sim, _locator(meta), chunk_id))
+        return hits
+
+    def _bm25_search(self, query: str, depth: int) -> tuple[list[str], dict[str, float]]:
+        bm25s = _bm25s()
+
+        retriever, ids = self._load_bm25()
+        if retriever is None:
+            return [], {}
+        tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)
+        if not tokens[0]:
+            return [], {}
+        docs, scores = retriever.retrieve(tokens, k=min(depth, len(ids)), show_progress=False)
+        pairs = [(ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [i for i, _ in pairs], dict(pairs)
+
+    def all_text(self) -> Iterable[tuple[str, str]]:
+        """(source, whole extracted text) of every knowledge file, for small knowledge put in the prompt whole."""
+        files, _ = self.files()
+        for relative, path in files.items():
+            try:
+                sections = load_file(path)
+            except KnowledgeFileError:
+                continue
+            text = "\n\n".join(s.text for s in sections).strip()
+            if text:
+                yield relative, text
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _metadata(source: str, chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {"source": source, "index": chunk.index}
+    for key, value in chunk.locator().items():
+        meta[f"loc_{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return meta
+
+
+def _locator(meta: dict[str, Any]) -> dict[str, Any]:
+    locator: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key.startswith("loc_"):
+            name = key[4:]
+            locator[name] = json.loads(value) if name == "headings" else value
+    return locator
+
+
+def _drop(client: Any, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception:  # already gone: nothing to clean up
+        pass
