@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import GPTBuilderError, InputError
-from ..events import TextDelta
+from ..events import Citation, TextDelta
 from ..store import Store
 
 
@@ -45,10 +45,15 @@ def build_ui(store: Store) -> gr.Blocks:
             try:
                 agent = store.agent(gpt_id)
                 conversation = [*map(_plain, history), {"role": "user", "content": _text(message)}]
+                sources: list[Citation] = []
                 for event in agent.stream(conversation):
                     if isinstance(event, TextDelta):
                         answer += event.text
                         yield answer
+                    elif isinstance(event, Citation):
+                        sources.append(event)
+                if sources:
+                    yield answer + _sources_markdown(sources)
             except InputError as exc:
                 raise gr.Error(str(exc)) from None
             except GPTBuilderError as exc:
@@ -60,6 +65,16 @@ def build_ui(store: Store) -> gr.Blocks:
         gpt.change(describe, inputs=gpt, outputs=about, api_name=False)
         demo.load(refresh, inputs=gpt, outputs=[gpt, about], api_name=False)
     return demo
+
+
+def _sources_markdown(sources: list[Citation]) -> str:
+    """Numbered sources under an answer: file, where in it, and the start of the passage."""
+    lines = ["\n\n**Sources**"]
+    for source in sources:
+        where = source.locator.get("page") and f"page {source.locator['page']}" or " > ".join(source.locator.get("headings", []))
+        excerpt = " ".join(source.text.split())[:160]
+        lines.append(f"{source.number}. `{source.source}`{f' — {html.escape(where)}' if where else ''}: {html.escape(excerpt)}")
+    return "\n".join(lines)
 
 
 def _choices(store: Store) -> list[tuple[str, str]]:

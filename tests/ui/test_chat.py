@@ -46,3 +46,18 @@ def test_a_model_error_mid_stream_keeps_the_partial_answer(client):
 def test_the_real_embedded_model_answers_in_the_page(client):
     answer = client.predict("What is the capital of France?", "real", api_name="/chat")
     assert "Paris" in answer
+
+
+def test_answers_from_knowledge_list_their_sources(write_spec, gpts_dir, tmp_path):
+    (gpts_dir / "knowledge").mkdir()
+    (gpts_dir / "knowledge" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
+                       "knowledge: {files: [knowledge/*.md], embedding_model: fake}\n")
+    demo = build_ui(Store(gpts_dir, data_dir=tmp_path / "data"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        answer = Client(demo.local_url, verbose=False).predict("returns?", "acme", api_name="/chat")
+    finally:
+        demo.close()
+    assert answer.startswith("30 days [1].")
+    assert "**Sources**\n1. `knowledge/returns.md` — Returns: # Returns Shoes can be returned within 30 days." in answer
