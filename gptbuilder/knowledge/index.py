@@ -19,7 +19,7 @@ from ..paths import PathEscapeError, is_within, safe_join
 from ..spec import KnowledgeConfig
 from .chunking import Chunk, split_sections
 from .embeddings import Embedder, get_embedder
-from .loaders import SUPPORTED_SUFFIXES, KnowledgeFileError, load_file
+from .loaders import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, KnowledgeFileError, load_file
 
 MANIFEST_VERSION = 1
 RRF_K = 60  # reciprocal-rank fusion constant, as in Cormack et al. 2009
@@ -128,6 +128,7 @@ class KnowledgeIndex:
         self._data_dir = data_dir
         self._client = client
         self._bm25: tuple[Any, list[str]] | None = None
+        self._bm25_stamp: tuple[int, int] | None = None
         with _locks_guard:
             self._lock = _locks.setdefault(str(self.dir.resolve()), threading.Lock())
 
@@ -193,7 +194,7 @@ class KnowledgeIndex:
         for relative, path in files.items():
             entry = known[relative]
             st = path.stat()
-            if entry.get("state") != "done" or entry.get("size") != st.st_size or entry.get("mtime_ns") != st.st_mtime_ns:
+            if entry.get("state") not in ("done", "skipped") or entry.get("size") != st.st_size or entry.get("mtime_ns") != st.st_mtime_ns:
                 return True
         return not self._bm25_dir().exists()
 
@@ -245,11 +246,19 @@ class KnowledgeIndex:
             if report.removed and not report.rebuilt:
                 self._write_manifest(target)
             todo: list[tuple[str, Path, str]] = []
+            todo_changed = False
             for relative, path in files.items():
                 st = path.stat()
                 entry = known.get(relative)
-                if entry and entry.get("state") == "done" and (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
-                    report.unchanged.append(relative)
+                if entry and entry.get("state") in ("done", "skipped") and (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+                    (report.unchanged if entry["state"] == "done" else report.skipped).append(relative)
+                    continue
+                if st.st_size > MAX_FILE_BYTES:
+                    report.warnings.append(f"{relative}: is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit; split it into smaller files")
+                    report.skipped.append(relative)
+                    collection.delete(where={"source": relative})
+                    known[relative] = {"state": "skipped", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                    todo_changed = True
                     continue
                 digest = _sha256(path)
                 if entry and entry.get("state") == "done" and entry.get("sha256") == digest:
@@ -263,8 +272,10 @@ class KnowledgeIndex:
                 self._write_manifest(target)  # the switch: from here on the new collection is the index
                 if old_collection and old_collection != target["collection"]:
                     _drop(self.client, old_collection)
-            elif report.unchanged or todo:
-                self._write_manifest(target)
+            else:
+                _drop(self.client, f"gpt-{self.gpt_id}-{int(target.get('generation', 0)) + 1}")  # a killed rebuild's leftovers
+                if report.unchanged or todo or todo_changed:
+                    self._write_manifest(target)
             if report.rebuilt or report.removed or todo or not self._bm25_dir().exists():
                 self._build_bm25(collection)
             report.chunks = collection.count()
@@ -284,8 +295,12 @@ class KnowledgeIndex:
             except KnowledgeFileError as exc:
                 report.warnings.append(str(exc))
                 report.skipped.append(relative)
+                for listed in (report.added, report.updated):
+                    if relative in listed:
+                        listed.remove(relative)
                 collection.delete(where={"source": relative})  # a file that became unreadable leaves no stale chunks
-                known.pop(relative, None)
+                st = path.stat()
+                known[relative] = {"state": "skipped", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
                 continue
             chunks = split_sections(
                 sections,
@@ -356,12 +371,15 @@ class KnowledgeIndex:
         self._bm25 = None
 
     def _load_bm25(self) -> tuple[Any, list[str]]:
-        if self._bm25 is None:
+        st = (self._bm25_dir() / "ids.json").stat()
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if self._bm25 is None or self._bm25_stamp != stamp:
             bm25s = _bm25s()
 
             ids = json.loads((self._bm25_dir() / "ids.json").read_text(encoding="utf-8"))
             retriever = bm25s.BM25.load(str(self._bm25_dir()), show_progress=False) if ids else None
             self._bm25 = (retriever, ids)
+            self._bm25_stamp = stamp
         return self._bm25
 
     # ----- search ------------------------------------------------------------------------------
@@ -398,6 +416,8 @@ class KnowledgeIndex:
                     fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
             order = sorted(fused.items(), key=lambda item: -item[1])
         order = order[:k]
+        if not order:
+            return []
         data = collection.get(ids=[i for i, _ in order], include=["documents", "metadatas", "embeddings"])
         rows = {i: (doc, meta, emb) for i, doc, meta, emb in zip(data["ids"], data["documents"], data["metadatas"], data["embeddings"])}
         hits = []
