@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -10,6 +10,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from pydantic import Field
 
 from .registry import DEFAULT_MAX_TOKENS
@@ -41,6 +42,12 @@ class StreamingChatModel(BaseChatModel):
 
 class LocalChatModel(StreamingChatModel):
     """Sampling settings of an in-process model; per-call keyword arguments override them."""
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable:
+        """Bind tools as OpenAI tool dicts; the backend turns them into a constrained JSON reply."""
+        from .tool_calling import openai_tools
+
+        return self.bind(tools=openai_tools(tools), tool_choice=tool_choice, **kwargs)
 
     temperature: float = 0.2
     top_p: float = 0.95

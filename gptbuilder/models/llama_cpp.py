@@ -228,10 +228,21 @@ class ChatLlamaCpp(LocalChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         runtime = self.runtime
-        openai_messages = convert_to_openai_messages(messages, text_format="string")
+        tools = kwargs.get("tools")
         params = self._params(stop, kwargs)
+        if tools:
+            from .tool_calling import reply_schema, template_messages, tool_instructions
+
+            choice = kwargs.get("tool_choice")
+            openai_messages = template_messages(messages, tool_instructions(tools, choice))
+            if kwargs.get("constrained", True):
+                # llama.cpp compiles the schema to a grammar: only an answer or a valid call can come out.
+                params["response_format"] = {"type": "json_object", "schema": reply_schema(tools, choice)}
+        else:
+            openai_messages = convert_to_openai_messages(messages, text_format="string")
         completion_tokens = 0
         finish_reason = "stop"
+        reply: list[str] = []
         with runtime.lock:
             prompt_tokens = self._prompt_tokens(openai_messages, messages)
             stream = runtime.llm.create_chat_completion(openai_messages, stream=True, **params)
@@ -243,11 +254,20 @@ class ChatLlamaCpp(LocalChatModel):
                     if not text:
                         continue
                     completion_tokens += 1
+                    if tools:
+                        reply.append(text)  # a JSON reply is only meaningful once complete
+                        continue
                     if run_manager:
                         run_manager.on_llm_new_token(text)
                     yield ChatGenerationChunk(message=AIMessageChunk(content=text))
             finally:
                 stream.close()
+        if tools:
+            from .tool_calling import parse_reply, reply_chunk
+
+            message = parse_reply("".join(reply))
+            finish_reason = "tool_calls" if message.tool_calls or message.invalid_tool_calls else finish_reason
+            yield reply_chunk(message)
         yield final_chunk(prompt_tokens, completion_tokens, finish_reason, Path(self.model_path).name)
 
 

@@ -1,0 +1,157 @@
+"""Tool calling for models without a native API: describe the tools, constrain the reply to JSON, parse it.
+
+The reply is one JSON object: {"type": "answer", "content": "..."} or
+{"type": "tool_call", "name": "<tool>", "arguments": {...}}. A JSON schema covering exactly those
+shapes (one branch per tool, with the tool's own argument schema) goes to the backend's constrained
+decoder, so even a 135M model can only produce a well-formed answer or a well-formed call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+OpenAITool = dict[str, Any]
+
+
+def openai_tools(tools: Sequence[Any]) -> list[OpenAITool]:
+    """Any mix of langchain tools, functions, pydantic models or OpenAI tool dicts, as OpenAI tool dicts."""
+    return [convert_to_openai_tool(tool) for tool in tools]
+
+
+def _chosen(tools: Sequence[OpenAITool], tool_choice: Any) -> tuple[list[OpenAITool], bool]:
+    """The tools the model may call and whether it may answer instead."""
+    if tool_choice in (None, "auto"):
+        return list(tools), True
+    if tool_choice == "none":
+        return [], True
+    if tool_choice in ("any", "required", True):
+        return list(tools), False
+    name = tool_choice if isinstance(tool_choice, str) else (tool_choice.get("function") or {}).get("name")
+    return [t for t in tools if t["function"]["name"] == name], False
+
+
+def reply_schema(tools: Sequence[OpenAITool], tool_choice: Any = None) -> dict[str, Any]:
+    """JSON schema of a reply: an answer, or a call of one of the tools with valid arguments."""
+    allowed, may_answer = _chosen(tools, tool_choice)
+    branches: list[dict[str, Any]] = []
+    if may_answer:
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"type": {"const": "answer"}, "content": {"type": "string"}},
+                "required": ["type", "content"],
+            }
+        )
+    for tool in allowed:
+        function = tool["function"]
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        branches.append(
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": "tool_call"},
+                    "name": {"const": function["name"]},
+                    "arguments": parameters,
+                },
+                "required": ["type", "name", "arguments"],
+            }
+        )
+    return branches[0] if len(branches) == 1 else {"oneOf": branches}
+
+
+def tool_instructions(tools: Sequence[OpenAITool], tool_choice: Any = None) -> str:
+    """The system-prompt section telling the model which tools exist and how to reply.
+
+    Small models copy placeholders literally, so the format is shown with a concrete example.
+    """
+    allowed, may_answer = _chosen(tools, tool_choice)
+    lines = ["## Tools", "You have these tools:"]
+    for tool in allowed:
+        function = tool["function"]
+        properties = (function.get("parameters") or {}).get("properties", {})
+        args = ", ".join(f"{name} ({spec.get('type', 'any')})" for name, spec in properties.items())
+        lines.append(f"- {function['name']}({args}): {function.get('description', '').strip()}")
+    example = allowed[0]["function"] if allowed else None
+    lines.append("")
+    lines.append("Reply with exactly one JSON object.")
+    if example is not None:
+        sample = {name: _sample(spec) for name, spec in ((example.get("parameters") or {}).get("properties", {})).items()}
+        call = {"type": "tool_call", "name": example["name"], "arguments": sample}
+        lines.append(f"If a tool can give the facts you need, call it, for example: {json.dumps(call)}")
+    if may_answer:
+        lines.append('Otherwise, or once a tool result is there, answer, for example: {"type": "answer", "content": "The order shipped on Monday."}')
+    return "\n".join(lines)
+
+
+def _sample(spec: dict[str, Any]) -> Any:
+    kind = spec.get("type")
+    if "enum" in spec and spec["enum"]:
+        return spec["enum"][0]
+    return {"integer": 3, "number": 2.5, "boolean": True, "array": [], "object": {}}.get(kind, "text")
+
+
+def parse_reply(text: str) -> AIMessage:
+    """Turn a JSON reply into an AIMessage with content or one tool call; anything else is plain text.
+
+    A call of an unknown tool stays a call: the agent loop answers it with an error the model can read.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return AIMessage(content=text)
+    if not isinstance(data, dict):
+        return AIMessage(content=text)
+    if data.get("type") == "tool_call" and isinstance(data.get("name"), str):
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        arguments = data.get("arguments", {})
+        if not isinstance(arguments, dict):
+            error = "the arguments must be a JSON object"
+            return AIMessage(
+                content="",
+                invalid_tool_calls=[
+                    {"name": data["name"], "args": json.dumps(arguments), "id": call_id, "error": error, "type": "invalid_tool_call"}
+                ],
+            )
+        return AIMessage(content="", tool_calls=[{"name": data["name"], "args": arguments, "id": call_id, "type": "tool_call"}])
+    content = data.get("content")
+    return AIMessage(content=content if isinstance(content, str) else text)
+
+
+def template_messages(messages: Sequence[BaseMessage], instructions: str) -> list[dict[str, Any]]:
+    """OpenAI-style messages for a plain chat template: tool calls and results written out as text."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, AIMessage) and message.tool_calls:
+            call = message.tool_calls[0]
+            reply = {"type": "tool_call", "name": call["name"], "arguments": call["args"]}
+            out.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
+        elif isinstance(message, ToolMessage):
+            out.append({"role": "user", "content": f"Result of {message.name or 'the tool'}: {message.text}"})
+        else:
+            out.extend(convert_to_openai_messages([message], text_format="string"))
+    if out and out[0]["role"] == "system":
+        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
+    else:
+        out.insert(0, {"role": "system", "content": instructions})
+    return out
+
+
+def reply_chunk(message: AIMessage) -> ChatGenerationChunk:
+    """A parsed reply as one stream chunk, tool calls as tool-call chunks (arguments as JSON text)."""
+    chunks = [
+        {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": i, "type": "tool_call_chunk"}
+        for i, call in enumerate(message.tool_calls)
+    ]
+    chunks += [
+        {"name": bad["name"], "args": bad["args"], "id": bad["id"], "index": len(chunks) + i, "type": "tool_call_chunk"}
+        for i, bad in enumerate(message.invalid_tool_calls)
+    ]
+    return ChatGenerationChunk(message=AIMessageChunk(content=message.text, tool_call_chunks=chunks))
