@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import threading
@@ -17,9 +16,6 @@ from gptbuilder.events import Done, TextDelta
 from gptbuilder.models.llama_cpp import default_model_path
 from gptbuilder.models.registry import get_provider
 from gptbuilder.spec import ModelConfig, load_spec
-
-if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-    pytest.skip("needs the gpu extra: pip install 'gptbuilder[gpu]'", allow_module_level=True)
 
 # Tests never reach the Hugging Face Hub; set before anything imports huggingface_hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
