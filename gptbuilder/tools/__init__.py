@@ -1,0 +1,1 @@
+"""Tools a GPT can call: built-ins, sandboxed Python, dotted-path functions and OpenAPI actions."""
