@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
+    AIMessage,
     AIMessageChunk,
+    ToolMessage,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -19,11 +21,13 @@ from langchain_core.messages import (
 )
 
 from .errors import GPTBuilderError, InputError, ModelError
-from .events import Citation, Done, Event, TextDelta, Usage
+from .events import Citation, Done, Event, TextDelta, ToolCall, ToolResult, Usage
 from .models.registry import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
 from .spec import LoadedSpec
 
 if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
     from .knowledge.retriever import KnowledgeBase, Retrieval
 
 logger = logging.getLogger("gptbuilder")
@@ -52,11 +56,13 @@ class Agent:
         model: BaseChatModel,
         *,
         knowledge: KnowledgeBase | None = None,
+        tools: Sequence[BaseTool] = (),
         context_window: int | None = None,
     ):
         self.loaded = loaded
         self.model = model
         self.knowledge = knowledge
+        self.tools = list(tools)
         self._context_window = context_window
 
     @property
@@ -147,21 +153,22 @@ class Agent:
             if value is not None
         }
         parts: list[str] = []
-        finish_reason = "stop"
-        usage: dict[str, int] | None = None
+        outcome: dict[str, Any] = {"finish_reason": "stop", "usage": None}
+        steps = self._run_tools(prompt, options, outcome) if self.tools else self._run_model(prompt, options, outcome)
         try:
-            for chunk in self.model.stream(prompt, **options):
-                text = citations.feed(_chunk_text(chunk)) if citations else _chunk_text(chunk)
-                if text:
-                    parts.append(text)
-                    yield TextDelta(text)
-                finish_reason = chunk.response_metadata.get("finish_reason") or finish_reason
-                if chunk.usage_metadata:
-                    usage = dict(chunk.usage_metadata)
+            for event in steps:
+                if isinstance(event, TextDelta):
+                    text = citations.feed(event.text) if citations else event.text
+                    if text:
+                        parts.append(text)
+                        yield TextDelta(text)
+                else:
+                    yield event
         except GPTBuilderError:
             raise
         except Exception as exc:  # a backend's own error type: translate at this edge
             raise ModelError(f"{self.id}: the model failed: {exc}") from exc
+        finish_reason, usage = outcome["finish_reason"], outcome["usage"]
         if citations:
             tail = citations.flush()
             if tail:
@@ -180,6 +187,59 @@ class Agent:
             finish_reason=_finish_reason(finish_reason),
             usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
         )
+
+    def _run_model(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
+        """One model call, streamed; finish reason and usage land in ``outcome``."""
+        for chunk in self.model.stream(prompt, **options):
+            text = _chunk_text(chunk)
+            if text:
+                yield TextDelta(text)
+            outcome["finish_reason"] = chunk.response_metadata.get("finish_reason") or outcome["finish_reason"]
+            if chunk.usage_metadata:
+                outcome["usage"] = dict(chunk.usage_metadata)
+
+    def _run_tools(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
+        """The tool loop (langchain's create_agent): model → tools → model until an answer or the call limit."""
+        from langchain.agents import create_agent
+        from langchain.agents.middleware import ToolCallLimitMiddleware
+
+        fields = type(self.model).model_fields
+        model = self.model.model_copy(update={k: v for k, v in options.items() if k in fields}) if options else self.model
+        limit = self.loaded.spec.max_tool_calls
+        graph = create_agent(
+            model,
+            self.tools,
+            system_prompt=prompt[0].text,
+            middleware=[ToolCallLimitMiddleware(run_limit=limit, exit_behavior="continue")],
+        )
+        usage = {"input_tokens": 0, "output_tokens": 0}
+        names: dict[str, str] = {}
+        # Past the limit, calls are answered "limit exceeded" and the model must answer; a model that
+        # keeps calling anyway is stopped by the recursion limit.
+        steps = graph.stream(
+            {"messages": prompt[1:]}, {"recursion_limit": 4 * limit + 10}, stream_mode=["messages", "updates"]
+        )
+        for mode, data in _stop_runaway(steps, self.id, limit):
+            if mode == "messages":
+                chunk, meta = data
+                if isinstance(chunk, AIMessageChunk) and meta.get("langgraph_node") == "model" and _chunk_text(chunk):
+                    yield TextDelta(_chunk_text(chunk))
+                continue
+            for update in data.values():
+                for message in (update or {}).get("messages", []):
+                    if isinstance(message, AIMessage):
+                        for call in message.tool_calls:
+                            names[call["id"]] = call["name"]
+                            yield ToolCall(call["id"], call["name"], dict(call["args"]))
+                        for key in usage:
+                            usage[key] += (message.usage_metadata or {}).get(key, 0)
+                        outcome["finish_reason"] = message.response_metadata.get("finish_reason") or "stop"
+                    elif isinstance(message, ToolMessage):
+                        name = message.name or names.get(message.tool_call_id, "tool")
+                        yield ToolResult(message.tool_call_id, name, _clip(message.text), message.status == "error")
+        outcome["usage"] = usage
+        if outcome["finish_reason"] == "tool_calls":
+            outcome["finish_reason"] = "stop"
 
     def chat(self, messages: MessagesLike, **options: Any) -> Reply:
         """Answer the conversation and return the whole reply."""
@@ -208,6 +268,11 @@ def compile_agent(
         logger.warning(
             "%s: %s validated but not used yet by gptbuilder %s", loaded.id, ", ".join(unsupported), _version()
         )
+    tools: list[Any] = []
+    if loaded.spec.tools:
+        from .tools.compile import build_tools
+
+        tools = build_tools(loaded)
     knowledge = None
     if loaded.spec.knowledge is not None:
         from .knowledge.index import KnowledgeIndex
@@ -219,7 +284,7 @@ def compile_agent(
         knowledge = KnowledgeBase(index, loaded.spec.knowledge)
     if model is None:
         model = create_model(loaded.spec.model, base_dir=loaded.folder)
-    return Agent(loaded, model, knowledge=knowledge)
+    return Agent(loaded, model, knowledge=knowledge, tools=tools)
 
 
 def _version() -> str:
@@ -256,6 +321,22 @@ def _citation_filter(retrieval: Retrieval | None) -> Any:
     from .knowledge.retriever import CitationFilter
 
     return CitationFilter({s.number for s in retrieval.sources})
+
+
+def _stop_runaway(steps: Iterator[Any], gpt_id: str, limit: int) -> Iterator[Any]:
+    from langgraph.errors import GraphRecursionError
+
+    try:
+        yield from steps
+    except GraphRecursionError:
+        raise ModelError(
+            f"{gpt_id}: the model kept calling tools after the limit of {limit} (max_tool_calls) without answering"
+        ) from None
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    """Tool output as shown in events: the model got the full (budgeted) text, people get a glimpse."""
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit:,} more characters]"
 
 
 def _chunk_text(chunk: BaseMessage) -> str:

@@ -77,4 +77,33 @@ class Citation:
         }
 
 
-Event = TextDelta | Citation | Done
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asked to run a tool with these arguments."""
+
+    type: ClassVar[str] = "tool_call"
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {"type": self.type, "id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool returned (truncated for display); `error` when it failed and the model was told."""
+
+    type: ClassVar[str] = "tool_result"
+    id: str
+    name: str
+    content: str
+    error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {"type": self.type, "id": self.id, "name": self.name, "content": self.content, "error": self.error}
+
+
+Event = TextDelta | ToolCall | ToolResult | Citation | Done

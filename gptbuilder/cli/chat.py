@@ -10,7 +10,7 @@ import typer
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Citation, Done, TextDelta
+from ..events import Citation, Done, TextDelta, ToolCall, ToolResult
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -51,6 +51,7 @@ def chat(
             "finish_reason": done.finish_reason,
             "usage": done.usage.to_dict(),
             "citations": [e.to_dict() for e in events if isinstance(e, Citation)],
+            "tool_steps": [e.to_dict() for e in events if isinstance(e, (ToolCall, ToolResult))],
         }
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
@@ -70,6 +71,11 @@ def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
                 sys.stdout.flush()
             elif isinstance(event, Citation):
                 sources.append(event)
+            elif isinstance(event, ToolCall):
+                typer.echo(f"[tool] {event.name}({json.dumps(event.arguments, ensure_ascii=False)})", err=True)
+            elif isinstance(event, ToolResult):
+                status = "failed" if event.error else "returned"
+                typer.echo(f"[tool] {event.name} {status}: {' '.join(event.content.split())[:200]}", err=True)
     except KeyboardInterrupt:
         events.close()
         typer.echo(" [stopped]", nl=False)

@@ -21,6 +21,12 @@ SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 class StreamingChatModel(BaseChatModel):
     """A chat model that implements `_stream` only; `_generate` collects it."""
 
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable:
+        """Bind tools as OpenAI tool dicts; the backend turns them into a constrained JSON reply."""
+        from .tool_calling import openai_tools
+
+        return self.bind(tools=openai_tools(tools), tool_choice=tool_choice, **kwargs)
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -42,12 +48,6 @@ class StreamingChatModel(BaseChatModel):
 
 class LocalChatModel(StreamingChatModel):
     """Sampling settings of an in-process model; per-call keyword arguments override them."""
-
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable:
-        """Bind tools as OpenAI tool dicts; the backend turns them into a constrained JSON reply."""
-        from .tool_calling import openai_tools
-
-        return self.bind(tools=openai_tools(tools), tool_choice=tool_choice, **kwargs)
 
     temperature: float = 0.2
     top_p: float = 0.95

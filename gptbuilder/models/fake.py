@@ -27,6 +27,9 @@ _OPTIONS = {"replies", "fail_after"}
 class FakeChatModel(StreamingChatModel):
     """Replies with the given texts in turn, or echoes the last user message; streams word by word.
 
+    With tools bound, a reply that is JSON such as {"type": "tool_call", "name": ..., "arguments": {...}}
+    becomes a tool call, so tests can script a whole tool loop.
+
     `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths.
     """
 
@@ -60,7 +63,14 @@ class FakeChatModel(StreamingChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        pieces = re.findall(r"\s*\S+", self._reply(messages))
+        reply = self._reply(messages)
+        if kwargs.get("tools") and reply.lstrip().startswith("{"):
+            from .tool_calling import parse_reply, reply_chunk
+
+            yield reply_chunk(parse_reply(reply))  # scripted tool calls use the local models' JSON protocol
+            yield final_chunk(self.count_message_tokens(messages), 1, "tool_calls", "fake")
+            return
+        pieces = re.findall(r"\s*\S+", reply)
         limit = kwargs.get("max_tokens") or self.max_tokens
         finish_reason = "length" if len(pieces) > limit else "stop"
         pieces = pieces[:limit]

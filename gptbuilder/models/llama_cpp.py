@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.utils import convert_to_openai_messages
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import ConfigDict, Field, PrivateAttr
@@ -234,6 +234,9 @@ class ChatLlamaCpp(LocalChatModel):
             from .tool_calling import reply_schema, template_messages, tool_instructions
 
             choice = kwargs.get("tool_choice")
+            if messages and isinstance(messages[-1], ToolMessage):
+                # Small models loop on tools; once a result is in, the next reply is the answer.
+                choice = "none"
             openai_messages = template_messages(messages, tool_instructions(tools, choice))
             if kwargs.get("constrained", True):
                 # llama.cpp compiles the schema to a grammar: only an answer or a valid call can come out.

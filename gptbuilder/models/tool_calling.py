@@ -87,7 +87,7 @@ def tool_instructions(tools: Sequence[OpenAITool], tool_choice: Any = None) -> s
         call = {"type": "tool_call", "name": example["name"], "arguments": sample}
         lines.append(f"If a tool can give the facts you need, call it, for example: {json.dumps(call)}")
     if may_answer:
-        lines.append('Otherwise, or once a tool result is there, answer, for example: {"type": "answer", "content": "The order shipped on Monday."}')
+        lines.append('To reply to the user in words: {"type": "answer", "content": "..."} with your reply in place of ...')
     return "\n".join(lines)
 
 

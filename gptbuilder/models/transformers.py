@@ -325,6 +325,11 @@ class ChatTransformers(LocalChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
+        if kwargs.get("tools"):
+            raise ModelError(
+                f"{self._model_name()}: the transformers backend cannot call tools yet (constrained decoding for it "
+                "is still to come); use provider local (GGUF) or openai (e.g. vLLM) for GPTs with tools"
+            )
         runtime = self.runtime
         params = self.sampling_params(stop, kwargs)
         stops: list[str] = params["stop"]

@@ -127,6 +127,7 @@ def test_chat_one_shot_text_and_json(write_spec):
         "usage": {"prompt_tokens": payload["usage"]["prompt_tokens"], "completion_tokens": 2,
                   "total_tokens": payload["usage"]["prompt_tokens"] + 2},
         "citations": [],
+        "tool_steps": [],
     }
 
 
@@ -178,3 +179,13 @@ def test_console_script_chats_with_the_real_model_in_a_fresh_process(write_spec,
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_chat_shows_tool_steps(write_spec):
+    call = '{\\"type\\": \\"tool_call\\", \\"name\\": \\"calculator\\", \\"arguments\\": {\\"expression\\": \\"6*7\\"}}'
+    write_spec("calc", f'name: Calc\ninstructions: x\ntools: [calculator]\nmodel: {{provider: fake, options: {{replies: ["{call}", "It is 42."]}}}}\n')
+    result = invoke("chat", "calc", "-m", "6 times 7?")
+    assert result.stdout.strip() == "It is 42."
+    assert '[tool] calculator({"expression": "6*7"})' in result.stderr and "[tool] calculator returned: 42" in result.stderr
+    payload = json.loads(invoke("chat", "calc", "-m", "6 times 7?", "--json").stdout)
+    assert [s["type"] for s in payload["tool_steps"]] == ["tool_call", "tool_result"]

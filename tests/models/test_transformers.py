@@ -255,3 +255,19 @@ def test_compile_agent_over_a_spec_answers(tmp_path, smollm2_hf_dir):
     assert deltas and isinstance(done, Done) and done.text == "".join(d.text for d in deltas)
     assert done.text.strip() and done.finish_reason in {"stop", "length"}
     assert done.usage.prompt_tokens > 0 and 0 < done.usage.completion_tokens <= 16
+
+
+
+def test_tools_on_the_transformers_backend_are_refused_clearly(tmp_path):
+    from langchain_core.tools import tool
+
+    @tool
+    def ping(text: str) -> str:
+        """Echo text."""
+        return text
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # refused before any weights load
+    model = get_provider("transformers").create(ModelConfig(provider="transformers", name="model"), base_dir=tmp_path)
+    with pytest.raises(ModelError, match="cannot call tools yet"):
+        model.bind_tools([ping]).invoke("hi")
