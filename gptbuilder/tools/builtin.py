@@ -1,8 +1,10 @@
-"""The built-in tools a spec names by word: calculator, current_time and python."""
+"""The built-in tools a spec names by word: calculator, current_time, python and fetch_url."""
 
 from __future__ import annotations
 
 import ast
+import html
+import ipaddress
 import math
 import operator
 import re
@@ -10,14 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolError, did_you_mean
 from ..spec import BUILTIN_TOOLS
 from .functions import validation_handler
+from .network import NetworkError, ResponseTooLargeError, guarded_client
 from .sandbox import SandboxResult, run_python
 
 MAX_EXPRESSION_CHARS = 500
@@ -329,6 +334,133 @@ def format_run(result: SandboxResult) -> str:
     return "\n\n".join(parts) or "(no output; print() the values you want to see)"
 
 
+# --- fetch_url --------------------------------------------------------------------------------
+
+
+class FetchUrlInput(BaseModel):
+    """Arguments of the fetch_url tool."""
+
+    url: str = Field(description="The full http:// or https:// address of the page, e.g. https://example.com/docs")
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript", "application/x-ndjson",
+                         "application/yaml", "application/x-yaml", "application/csv"})
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_ACCEPT = "text/html, application/xhtml+xml, text/plain;q=0.9, application/json;q=0.9, text/*;q=0.8, */*;q=0.1"
+_ERROR_EXCERPT_CHARS = 500
+
+
+def check_fetch_url(url: str) -> str:
+    """The URL stripped, or ToolException unless it is a full http(s) address."""
+    text = url.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and parts.netloc:
+        return text
+    if scheme and "://" in text:
+        raise ToolException(f"fetch_url only fetches http:// and https:// URLs, not {scheme}:// ({text!r})")
+    raise ToolException(
+        f"{text!r} is not a full web address; write it with http:// or https://, e.g. https://example.com/page"
+    )
+
+
+def html_to_text(data: bytes | str) -> tuple[str, str]:
+    """The page's title and its readable text (scripts, styles and the head dropped), headings and paragraphs kept."""
+    from ..knowledge.loaders import _load_html  # the knowledge loader: same text the search index sees
+
+    head = data[:65_536] if isinstance(data, str) else data[:65_536].decode("utf-8", errors="replace")
+    match = _TITLE.search(head)
+    title = " ".join(html.unescape(match.group(1)).split()) if match else ""
+    sections = _load_html(Path("page.html"), "", data)  # type: ignore[arg-type]  # BeautifulSoup takes str too
+    return title, "\n\n".join(section.text for section in sections)
+
+
+def _charset_given(content_type: str) -> bool:
+    return any(part.partition("=")[0].strip().lower() == "charset" for part in content_type.split(";")[1:])
+
+
+def _is_text(media_type: str) -> bool:
+    return (media_type.startswith("text/") or media_type in _TEXT_TYPES or media_type.endswith("+json")
+            or media_type.endswith("+xml"))
+
+
+def _looks_binary(data: bytes) -> bool:
+    return b"\x00" in data[:8192]
+
+
+def _truncate(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return (f"{text[:max_chars].rstrip()}\n\n[truncated: showing the first {max_chars:,} of {len(text):,} "
+            "characters]")
+
+
+def fetch_url_tool(*, allow_private: bool = False, allow_hosts: list[str] | None = None, timeout: float = 15.0,
+                   max_bytes: int = 2_000_000, max_chars: int = 8_000) -> BaseTool:
+    """The fetch_url tool: GET a page through the SSRF guard and return it as readable text."""
+    hosts = set(allow_hosts) if allow_hosts is not None else None
+
+    def page_text(media_type: str, content_type: str, content: bytes, decoded: str) -> tuple[str, str]:
+        if media_type in _HTML_TYPES or (not media_type and content[:1024].lstrip().lower().startswith(
+                (b"<!doctype html", b"<html"))):
+            return html_to_text(decoded if _charset_given(content_type) else content)
+        return "", decoded
+
+    def fetch_url(url: str) -> str:
+        target = check_fetch_url(url)
+        try:
+            with guarded_client(allow_private=allow_private, allowed_hosts=hosts, timeout=timeout,
+                                max_response_bytes=max_bytes) as client:
+                response = client.get(target, headers={"Accept": _ACCEPT})
+        except ResponseTooLargeError as exc:
+            raise ToolException(f"could not fetch {target}: {exc} (fetch_url reads at most {max_bytes:,} bytes; "
+                                "try a more specific page)") from None
+        except NetworkError as exc:
+            raise ToolException(f"could not fetch {target}: {exc}") from None
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        media_type = response.media_type
+        content_type = response.headers.get("content-type", "")
+        readable = (_is_text(media_type) or media_type in _HTML_TYPES
+                    or (not media_type and not _looks_binary(response.content)))
+        if not response.is_success:
+            detail = ""
+            if readable and response.content:
+                _, body = page_text(media_type, content_type, response.content, response.text)
+                detail = f": {_truncate(' '.join(body.split()), _ERROR_EXCERPT_CHARS)}" if body.strip() else ""
+            raise ToolException(f"{response.url} answered HTTP {status}{detail}")
+        if not readable:
+            shown = media_type or "an unknown type"
+            raise ToolException(
+                f"{response.url} is {shown} ({len(response.content):,} bytes), not a page fetch_url can read; "
+                "it reads HTML, plain text and JSON"
+            )
+        title, text = page_text(media_type, content_type, response.content, response.text)
+        lines = [f"URL: {response.url}"]
+        if response.redirects:
+            lines[0] += f" (redirected from {target})"
+        lines.append(f"Status: {status}")
+        lines.append(f"Content-Type: {media_type or 'not given'}")
+        if title:
+            lines.append(f"Title: {title}")
+        body = text.strip() or "(the page has no readable text; it may need JavaScript to show its content)"
+        return "\n".join(lines) + "\n\n" + _truncate(body, max_chars)
+
+    where = f" from {', '.join(sorted(hosts))}" if hosts else ""
+    return StructuredTool.from_function(
+        func=fetch_url,
+        name="fetch_url",
+        description=(
+            f"Fetch a web page{where} with HTTP GET and read it as text: HTML comes back as its readable text, "
+            "plain text and JSON as they are. Use it when the user gives a link or the answer needs a page's "
+            f"current content. Pass the full http:// or https:// URL. Returns at most {max_chars:,} characters."
+        ),
+        args_schema=FetchUrlInput,
+        handle_tool_error=True,
+        handle_validation_error=validation_handler("fetch_url"),
+    )
+
+
 # --- registry ---------------------------------------------------------------------------------
 
 
@@ -344,23 +476,60 @@ class PythonOptions(_Options):
     max_output_chars: int = Field(10_000, ge=200, le=1_000_000, description="Characters of output kept")
 
 
+class FetchUrlOptions(_Options):
+    """`options:` of the fetch_url tool in a spec (private networks follow the GPT's allow_private_network)."""
+
+    allow_hosts: list[str] | None = Field(
+        None, min_length=1, description="Host names the tool may fetch from, redirects included; any public host if unset"
+    )
+    timeout: float = Field(15.0, gt=0, le=300, description="Seconds for the whole fetch, redirects included")
+    max_bytes: int = Field(2_000_000, ge=1_000, le=100_000_000, description="Largest response body read, in bytes")
+    max_chars: int = Field(8_000, ge=200, le=1_000_000, description="Characters of page text given to the model")
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str] | None) -> list[str] | None:
+        if hosts is None:
+            return None
+        names = []
+        for host in hosts:
+            name = host.strip().lower().strip("[]")
+            if not name or any(c in name for c in "/:@?#") and not _is_ipv6(name):
+                raise ValueError(f"{host!r} is not a host name; write just the host, e.g. 'example.com' "
+                                 "(no scheme, port or path)")
+            names.append(name)
+        return names
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Builtin:
     """How to build one built-in tool from its validated options."""
 
     options: type[BaseModel]
-    build: Callable[[Any], BaseTool]
+    build: Callable[..., BaseTool]  # (options, *, allow_private: bool) -> tool
 
 
 BUILTINS: dict[str, Builtin] = {
-    "calculator": Builtin(_Options, lambda _: calculator_tool()),
-    "current_time": Builtin(_Options, lambda _: current_time_tool()),
-    "python": Builtin(PythonOptions, lambda o: python_tool(**o.model_dump())),
+    "calculator": Builtin(_Options, lambda _, **__: calculator_tool()),
+    "current_time": Builtin(_Options, lambda _, **__: current_time_tool()),
+    "python": Builtin(PythonOptions, lambda o, **__: python_tool(**o.model_dump())),
+    "fetch_url": Builtin(FetchUrlOptions, lambda o, *, allow_private: fetch_url_tool(allow_private=allow_private,
+                                                                                     **o.model_dump())),
 }
 
 
-def builtin_tool(name: str, options: dict[str, Any] | None = None) -> BaseTool:
-    """Build the built-in tool `name` with its spec options; ToolError naming what to fix."""
+def builtin_tool(name: str, options: dict[str, Any] | None = None, *, allow_private: bool = False) -> BaseTool:
+    """Build the built-in tool `name` with its spec options; ToolError naming what to fix.
+
+    `allow_private` is the GPT's allow_private_network: whether fetch_url may reach private addresses.
+    """
     entry = BUILTINS.get(name)
     if entry is None:
         if name in BUILTIN_TOOLS:
@@ -371,7 +540,7 @@ def builtin_tool(name: str, options: dict[str, Any] | None = None) -> BaseTool:
         validated = entry.options.model_validate(options or {})
     except ValidationError as exc:
         raise ToolError(f"{name}: {_option_problems(exc, entry.options)}") from None
-    return entry.build(validated)
+    return entry.build(validated, allow_private=allow_private)
 
 
 def _option_problems(error: ValidationError, model: type[BaseModel]) -> str:

@@ -1,10 +1,15 @@
-"""Built-in tools: calculator, current_time and python, and building them from a spec's options."""
+"""Built-in tools: calculator, current_time, python and fetch_url, and building them from a spec's options."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from langchain_core.messages import ToolMessage
@@ -222,17 +227,15 @@ def test_python_tool_memory_limit_is_reported():
 # --- building from a spec ---------------------------------------------------------------------
 
 
-def test_every_builtin_named_by_the_spec_is_buildable_except_fetch_url():
+def test_every_builtin_named_by_the_spec_is_buildable():
     for name in BUILTIN_TOOLS:
-        if name == "fetch_url":
-            continue
         tool = builtin_tool(name)
         assert isinstance(tool, BaseTool)
         assert tool.name == name
         assert tool.handle_tool_error is True
         assert 40 < len(tool.description) < 600
         assert tool.tool_call_schema.model_json_schema()["properties"]
-    assert set(BUILTINS) == set(BUILTIN_TOOLS) - {"fetch_url"}
+    assert set(BUILTINS) == set(BUILTIN_TOOLS)
 
 
 def test_tools_have_argument_schemas_for_the_model():
@@ -252,7 +255,10 @@ def test_builtin_from_a_spec_entry():
     [
         ("calculater", {}, "unknown built-in tool 'calculater'; did you mean 'calculator'?"),
         ("shell", {}, "built-ins: calculator, current_time, fetch_url, python"),
-        ("fetch_url", {}, "'fetch_url' is not available in this version"),
+        ("fetch_url", {"timout": 5}, "fetch_url: unknown option 'timout'; did you mean 'timeout'?"),
+        ("fetch_url", {"max_chars": 10}, "options.max_chars: Input should be greater than or equal to 200"),
+        ("fetch_url", {"allow_hosts": ["https://example.com/docs"]}, "write just the host, e.g. 'example.com'"),
+        ("fetch_url", {"allow_hosts": []}, "options.allow_hosts: List should have at least 1 item"),
         ("python", {"timout": 5}, "python: unknown option 'timout'; did you mean 'timeout'?"),
         ("python", {"memory": 5}, "options are: timeout, memory_mb, max_output_chars"),
         ("python", {"timeout": 0}, "options.timeout: Input should be greater than 0"),
@@ -265,3 +271,202 @@ def test_builtin_tool_names_what_to_fix(name: str, options, says: str):
     with pytest.raises(ToolError) as caught:
         builtin_tool(name, options)
     assert says in str(caught.value)
+
+
+# --- fetch_url --------------------------------------------------------------------------------
+
+PAGE = b"""<!doctype html><html><head><title>Acme &amp; Co</title><style>body { color: red }</style>
+<script>var secret = "SCRIPT-CONTENT";</script></head>
+<body><h1>Returns</h1><p>Shoes can be returned within <b>30 days</b>.</p>
+<script>document.write("MORE-SCRIPT")</script><noscript>enable js</noscript></body></html>"""
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
+
+
+class Pages(BaseHTTPRequestHandler):
+    """Fixed routes: path -> (status, headers, body)."""
+
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {
+        "/page": (200, {"Content-Type": "text/html; charset=utf-8"}, PAGE),
+        "/latin1": (200, {"Content-Type": "text/html; charset=iso-8859-1"}, "<p>café</p>".encode("latin-1")),
+        "/text": (200, {"Content-Type": "text/plain"}, b"line one\nline two"),
+        "/json": (200, {"Content-Type": "application/json"}, b'{"size": 42, "name": "runner"}'),
+        "/missing": (404, {"Content-Type": "text/html"}, b"<html><body><p>No such page, sorry.</p></body></html>"),
+        "/image": (200, {"Content-Type": "image/png"}, PNG),
+        "/big": (200, {"Content-Type": "text/plain"}, b"word " * 20_000),
+        "/empty": (200, {"Content-Type": "text/html"}, b"<html><body><script>app()</script></body></html>"),
+        "/to-page": (302, {"Location": "/page"}, b""),
+        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+        "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+    }
+
+    def do_GET(self) -> None:
+        status, headers, body = self.routes.get(self.path, (404, {"Content-Type": "text/plain"}, b"not here"))
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    """A stdlib HTTP server on a loopback port in a thread; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every address a tool connects to; anything but loopback fails the test before a packet leaves."""
+    opened: list[str] = []
+    real = socket.create_connection
+
+    def spy(address, *args, **kwargs):
+        opened.append(address[0])
+        assert ipaddress.ip_address(address[0]).is_loopback, f"test tried to connect to {address[0]}"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", spy)
+    return opened
+
+
+def fetch(url: str, *, allow_private: bool = True, **options) -> ToolMessage:
+    return call(builtin_tool("fetch_url", options, allow_private=allow_private), url=url)
+
+
+def test_fetch_url_returns_an_html_page_as_readable_text(site: str):
+    message = fetch(f"{site}/page")
+    assert message.status == "success"
+    head, _, body = message.content.partition("\n\n")
+    assert head.splitlines() == [f"URL: {site}/page", "Status: 200 OK", "Content-Type: text/html",
+                                 "Title: Acme & Co"]
+    assert body == "Returns\n\nShoes can be returned within 30 days."
+    for hidden in ("SCRIPT-CONTENT", "MORE-SCRIPT", "color: red", "enable js", "<"):
+        assert hidden not in message.content
+
+
+def test_fetch_url_decodes_with_the_declared_charset(site: str):
+    assert fetch(f"{site}/latin1").content.endswith("\n\ncafé")
+
+
+def test_fetch_url_returns_text_and_json_as_is(site: str):
+    assert fetch(f"{site}/text").content.endswith("Content-Type: text/plain\n\nline one\nline two")
+    assert fetch(f"{site}/json").content.endswith('\n\n{"size": 42, "name": "runner"}')
+
+
+def test_fetch_url_shows_the_final_url_after_a_redirect(site: str):
+    message = fetch(f"{site}/to-page")
+    assert message.status == "success"
+    assert message.content.startswith(f"URL: {site}/page (redirected from {site}/to-page)\nStatus: 200 OK")
+    assert "30 days" in message.content
+
+
+def test_fetch_url_refuses_loopback_unless_private_networks_are_allowed(site: str, connections: list[str]):
+    message = fetch(f"{site}/page", allow_private=False)
+    assert message.status == "error"
+    assert "refused to connect to 127.0.0.1: it is a loopback address" in message.content
+    assert "allow_private_network: true" in message.content
+    assert connections == []
+    assert builtin_tool("fetch_url").invoke({"url": f"{site}/page"}).startswith("could not fetch")  # the default
+    assert fetch(f"{site}/page", allow_private=True).status == "success"
+
+
+def test_fetch_url_refuses_a_redirect_to_the_metadata_service_even_with_private_allowed(
+    site: str, connections: list[str]
+):
+    message = fetch(f"{site}/to-metadata", allow_private=True)
+    assert message.status == "error"
+    assert "refused to connect to 169.254.169.254: it is a cloud metadata address" in message.content
+    assert set(connections) == {"127.0.0.1"}
+
+
+def test_fetch_url_refuses_a_redirect_to_a_file_url(site: str):
+    message = fetch(f"{site}/to-file")
+    assert message.status == "error"
+    assert "only http and https" in message.content
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file:///etc/passwd", "fetch_url only fetches http:// and https:// URLs, not file://"),
+        ("ftp://127.0.0.1/pub/file.txt", "fetch_url only fetches http:// and https:// URLs, not ftp://"),
+        ("FILE:///etc/passwd", "not file://"),
+        ("example.com/page", "'example.com/page' is not a full web address; write it with http:// or https://"),
+        ("", "is not a full web address"),
+    ],
+)
+def test_fetch_url_refuses_other_schemes(url: str, says: str, connections: list[str]):
+    message = fetch(url)
+    assert message.status == "error"
+    assert says in message.content
+    assert connections == []
+
+
+def test_fetch_url_reports_an_http_error_readably(site: str):
+    message = fetch(f"{site}/missing")
+    assert message.status == "error"
+    assert message.content == f"{site}/missing answered HTTP 404 Not Found: No such page, sorry."
+
+
+def test_fetch_url_refuses_a_body_over_max_bytes(site: str):
+    message = fetch(f"{site}/big", max_bytes=10_000)
+    assert message.status == "error"
+    assert "100,000 bytes, over the 10,000-byte limit" in message.content
+    assert "fetch_url reads at most 10,000 bytes" in message.content
+
+
+def test_fetch_url_truncates_long_text_to_max_chars(site: str):
+    message = fetch(f"{site}/big", max_chars=1_000)
+    assert message.status == "success"
+    body = message.content.partition("\n\n")[2]
+    assert body.startswith("word word")
+    assert body.endswith("[truncated: showing the first 1,000 of 99,999 characters]")
+    assert len(body) < 1_100
+
+
+def test_fetch_url_names_a_content_type_it_cannot_read(site: str):
+    message = fetch(f"{site}/image")
+    assert message.status == "error"
+    assert message.content == (
+        f"{site}/image is image/png (208 bytes), not a page fetch_url can read; it reads HTML, plain text and JSON"
+    )
+
+
+def test_fetch_url_says_when_a_page_has_no_readable_text(site: str):
+    assert "no readable text; it may need JavaScript" in fetch(f"{site}/empty").content
+
+
+def test_fetch_url_allow_hosts_limits_where_it_goes(site: str, connections: list[str]):
+    message = fetch(f"{site}/page", allow_hosts=["example.com"])
+    assert message.status == "error"
+    assert "refused to contact 127.0.0.1: not an allowed host (allowed: example.com)" in message.content
+    assert connections == []
+    assert fetch(f"{site}/page", allow_hosts=["127.0.0.1"]).status == "success"
+
+
+def test_fetch_url_times_out(connections: list[str]):
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        message = fetch(f"http://127.0.0.1:{silent.getsockname()[1]}/", timeout=0.5)
+    assert message.status == "error"
+    assert "within 0.5 s" in message.content
+    assert time.monotonic() - started < 5
+
+
+def test_fetch_url_from_a_spec_entry_has_the_url_argument():
+    entry = BuiltinTool.model_validate({"builtin": "fetch_url", "options": {"allow_hosts": ["Docs.Example.com"]}})
+    tool = builtin_tool(entry.builtin, entry.options)
+    assert "from docs.example.com" in tool.description
+    assert set(tool.args) == {"url"}
