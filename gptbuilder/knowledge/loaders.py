@@ -223,6 +223,11 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+def html_sections(data: bytes | str, *, path: Path = Path("page.html")) -> list[Section]:
+    """Readable text of an HTML document by heading section: scripts, styles and the head dropped."""
+    return _load_html(path, "", data)  # type: ignore[arg-type]  # BeautifulSoup takes str as well as bytes
+
+
 def _load_html(path: Path, text: str, data: bytes) -> list[Section]:
     bs4 = _require(path, "bs4", "beautifulsoup4")
     from bs4.element import CData, NavigableString, PreformattedString, Tag

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -367,12 +366,12 @@ def check_fetch_url(url: str) -> str:
 
 def html_to_text(data: bytes | str) -> tuple[str, str]:
     """The page's title and its readable text (scripts, styles and the head dropped), headings and paragraphs kept."""
-    from ..knowledge.loaders import _load_html  # the knowledge loader: same text the search index sees
+    from ..knowledge.loaders import html_sections  # the knowledge loader: same text the search index sees
 
     head = data[:65_536] if isinstance(data, str) else data[:65_536].decode("utf-8", errors="replace")
     match = _TITLE.search(head)
     title = " ".join(html.unescape(match.group(1)).split()) if match else ""
-    sections = _load_html(Path("page.html"), "", data)  # type: ignore[arg-type]  # BeautifulSoup takes str too
+    sections = html_sections(data)
     return title, "\n\n".join(section.text for section in sections)
 
 
