@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from langchain_core.messages import (
 )
 
 from .errors import GPTBuilderError, InputError, ModelError
-from .events import Citation, Done, Event, TextDelta, ToolCall, ToolResult, Usage
+from .events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult, Usage
 from .models.registry import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
 from .spec import LoadedSpec
 
@@ -36,6 +37,9 @@ MAX_MESSAGE_CHARS = 100_000
 MAX_MESSAGES = 1_000
 
 MessagesLike = str | Sequence[BaseMessage | dict[str, Any] | tuple[str, str]]
+
+DECLINED = "The user declined to run {name}; it was not run."
+UNANSWERED = "{name} was not run: it needs the user's approval and the user did not give it (treated as declined)."
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Agent:
         self.model = model
         self.knowledge = knowledge
         self.tools = list(tools)
+        self.needs_confirmation = frozenset(t.name for t in self.tools if (t.metadata or {}).get("requires_confirmation"))
         self._context_window = context_window
 
     @property
@@ -127,9 +132,19 @@ class Agent:
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        approvals: Mapping[str, bool] | None = None,
     ) -> Iterator[Event]:
-        """Answer the conversation: text deltas, then the knowledge sources as citations, then Done."""
+        """Answer the conversation: text deltas, then the knowledge sources as citations, then Done.
+
+        A call to a tool that needs confirmation is not run: the answer ends with a ConfirmationRequest per
+        such call and finish_reason "confirmation_required" (other calls the model made in the same step
+        are held with it). The next turn sends the conversation with that assistant message (its tool
+        calls) and the user's new message, plus ``approvals`` {call id: True/False}: approved calls run
+        first, the others are answered "declined" to the model; a pending call without a decision is declined.
+        """
         history = _to_messages(messages)
+        history, resolved = self._resolve_pending(history, approvals or {})
+        yield from resolved
         retrieval = None
         if self.knowledge is not None:
             from .knowledge.retriever import NO_MATCH_MESSAGE
@@ -188,6 +203,53 @@ class Agent:
             usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
         )
 
+    def _resolve_pending(
+        self, history: list[BaseMessage], approvals: Mapping[str, bool]
+    ) -> tuple[list[BaseMessage], list[Event]]:
+        """Answer every tool call the history left pending: run the approved ones, decline the rest.
+
+        The tool messages go right after the assistant message that made the calls, where the model APIs
+        expect them. Calls to tools that need no confirmation (held back with ones that do) run unless denied.
+        """
+        answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
+        pending = [
+            (index, call)
+            for index, message in enumerate(history)
+            if isinstance(message, AIMessage)
+            for call in message.tool_calls
+            if call.get("id") and call["id"] not in answered
+        ]
+        ids = {call["id"] for _, call in pending}
+        unknown = [key for key in approvals if key not in ids]
+        if unknown:
+            waiting = ", ".join(f"{c['id']} ({c['name']})" for _, c in pending) or "none"
+            raise InputError(
+                f"approval for {', '.join(map(repr, unknown))} matches no pending tool call; pending calls: {waiting}"
+            )
+        if not pending:
+            return history, []
+        tools = {tool.name: tool for tool in self.tools}
+        events: list[Event] = []
+        inserted: dict[int, list[BaseMessage]] = {}
+        for index, call in pending:
+            name, decision = call["name"], approvals.get(call["id"])
+            needs = name in self.needs_confirmation
+            if decision is True or (decision is None and not needs and name in tools):
+                events.append(ToolCall(call["id"], name, dict(call["args"])))
+                reply = _invoke_tool(tools.get(name), call)
+            elif decision is False or approvals:
+                reply = ToolMessage(DECLINED.format(name=name), tool_call_id=call["id"], name=name, status="error")
+            else:
+                text = UNANSWERED.format(name=name) if needs else f"{name} was not run: there is no such tool."
+                reply = ToolMessage(text, tool_call_id=call["id"], name=name, status="error")
+            events.append(ToolResult(call["id"], name, _clip(reply.text), reply.status == "error"))
+            inserted.setdefault(index, []).append(reply)
+        resolved: list[BaseMessage] = []
+        for index, message in enumerate(history):
+            resolved.append(message)
+            resolved.extend(inserted.get(index, []))
+        return resolved, events
+
     def _run_model(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
         """One model call, streamed; finish reason and usage land in ``outcome``."""
         for chunk in self.model.stream(prompt, **options):
@@ -219,7 +281,8 @@ class Agent:
         steps = graph.stream(
             {"messages": prompt[1:]}, {"recursion_limit": 4 * limit + 10}, stream_mode=["messages", "updates"]
         )
-        for mode, data in _stop_runaway(steps, self.id, limit):
+        stream = _stop_runaway(steps, self.id, limit)
+        for mode, data in stream:
             if mode == "messages":
                 chunk, meta = data
                 if isinstance(chunk, AIMessageChunk) and meta.get("langgraph_node") == "model" and _chunk_text(chunk):
@@ -228,6 +291,16 @@ class Agent:
             for update in data.values():
                 for message in (update or {}).get("messages", []):
                     if isinstance(message, AIMessage):
+                        if any(call["name"] in self.needs_confirmation for call in message.tool_calls):
+                            # Stop before the tools node runs: nothing in this step executes until the
+                            # user decides, on the next turn (see _resolve_pending).
+                            stream.close()
+                            for key in usage:
+                                usage[key] += (message.usage_metadata or {}).get(key, 0)
+                            yield from _confirmation_events(message, self.needs_confirmation)
+                            outcome["usage"] = usage
+                            outcome["finish_reason"] = "confirmation_required"
+                            return
                         for call in message.tool_calls:
                             names[call["id"]] = call["name"]
                             yield ToolCall(call["id"], call["name"], dict(call["args"]))
@@ -332,6 +405,35 @@ def _stop_runaway(steps: Iterator[Any], gpt_id: str, limit: int) -> Iterator[Any
         raise ModelError(
             f"{gpt_id}: the model kept calling tools after the limit of {limit} (max_tool_calls) without answering"
         ) from None
+
+
+def _invoke_tool(tool: BaseTool | None, call: dict[str, Any]) -> ToolMessage:
+    """Run one tool call as the agent's tools node would: failures become an error message for the model."""
+    name = call["name"]
+    if tool is None:
+        return ToolMessage(f"{name} was not run: there is no such tool.", tool_call_id=call["id"], name=name, status="error")
+    try:
+        result = tool.invoke({**call, "type": "tool_call"})
+    except Exception as exc:  # a tool's own failure goes back to the model, never to the user
+        return ToolMessage(f"{name} failed: {exc}", tool_call_id=call["id"], name=name, status="error")
+    if isinstance(result, ToolMessage):
+        return result
+    return ToolMessage(str(result), tool_call_id=call["id"], name=name)  # pragma: no cover
+
+
+def _confirmation_events(message: AIMessage, needs_confirmation: frozenset[str]) -> Iterator[Event]:
+    """A paused step: what waits for approval, what is held with it, and a question for the user."""
+    asks: list[str] = []
+    for call in message.tool_calls:
+        if call["name"] in needs_confirmation:
+            yield ConfirmationRequest(call["id"], call["name"], dict(call["args"]))
+            shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call["args"].items())
+            asks.append(f"{call['name']}({shown})")
+        else:
+            yield ToolCall(call["id"], call["name"], dict(call["args"]))  # held: runs with the decision
+    separator = "\n\n" if _chunk_text(message).strip() else ""
+    verb = "needs" if len(asks) == 1 else "need"
+    yield TextDelta(f"{separator}{' and '.join(asks)} {verb} your approval: approve or deny it.")
 
 
 def _clip(text: str, limit: int = 2000) -> str:

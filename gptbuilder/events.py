@@ -106,4 +106,18 @@ class ToolResult:
         return {"type": self.type, "id": self.id, "name": self.name, "content": self.content, "error": self.error}
 
 
-Event = TextDelta | ToolCall | ToolResult | Citation | Done
+@dataclass(frozen=True)
+class ConfirmationRequest:
+    """The model asked to run a tool that needs the user's approval; it runs only if the next turn approves `id`."""
+
+    type: ClassVar[str] = "confirmation_request"
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {"type": self.type, "id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Done

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gptbuilder.agent import compile_agent
-from gptbuilder.events import Done, TextDelta, ToolCall, ToolResult
+from langchain_core.messages import AIMessage, HumanMessage
+
+from gptbuilder.agent import _confirmation_events, compile_agent
+from gptbuilder.errors import InputError
+from gptbuilder.events import ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
 from gptbuilder.spec import load_spec
 from tests.tools.test_actions import Service, orders_service
 
@@ -64,12 +67,110 @@ def test_tool_errors_and_invented_tools_go_back_to_the_model(write_spec, gpts_di
     assert events[-1].text == "Sorry, I could not find it."
 
 
-def test_cancelling_needs_approval_and_is_not_run(write_spec, gpts_dir, orders):
-    agent = agent_for(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "I cannot cancel it here."], ORDERS_TOOL)
+def paused_turn(write_spec, gpts_dir, replies: list[str]):
+    """Ask to cancel A1002; return the agent, the events of the paused turn and the next turn's history."""
+    agent = agent_for(write_spec, gpts_dir, replies, ORDERS_TOOL)
     events = list(agent.stream("Cancel A1002"))
-    result = next(e for e in events if isinstance(e, ToolResult))
-    assert result.error and "approval" in result.content
+    calls = [e for e in events if isinstance(e, (ToolCall, ConfirmationRequest))]
+    assistant = AIMessage("", tool_calls=[{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in calls])
+    return agent, events, [HumanMessage("Cancel A1002"), assistant]
+
+
+def test_cancelling_asks_for_approval_and_runs_nothing(write_spec, gpts_dir, orders):
+    agent, events, _ = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "never reached"])
+    request = next(e for e in events if isinstance(e, ConfirmationRequest))
+    assert (request.name, request.arguments) == ("cancelOrder", {"order_id": "A1002"})
+    assert request.to_dict() == {"type": "confirmation_request", "id": request.id, "name": "cancelOrder",
+                                 "arguments": {"order_id": "A1002"}}
+    assert not any(isinstance(e, (ToolCall, ToolResult)) for e in events)
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "confirmation_required"
+    assert done.text == 'cancelOrder(order_id="A1002") needs your approval: approve or deny it.'
     assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_an_approved_call_runs_on_the_next_turn_and_the_model_answers(write_spec, gpts_dir, orders):
+    replies = [call("cancelOrder", order_id="A1002"), "Order A1002 is cancelled."]
+    agent, events, history = paused_turn(write_spec, gpts_dir, replies)
+    call_id = next(e for e in events if isinstance(e, ConfirmationRequest)).id
+    after = list(agent.stream([*history, HumanMessage("yes")], approvals={call_id: True}))
+    ran = next(e for e in after if isinstance(e, ToolCall))
+    result = next(e for e in after if isinstance(e, ToolResult))
+    assert (ran.id, ran.name) == (call_id, "cancelOrder") and result.id == call_id
+    assert not result.error and "cancelled" in result.content
+    assert orders.raw_paths.count("/orders/A1002/cancel") == 1
+    assert after[-1] == Done("Order A1002 is cancelled.", finish_reason="stop", usage=after[-1].usage)
+
+
+def test_a_denied_call_is_never_sent_and_the_model_is_told(write_spec, gpts_dir, orders):
+    replies = [call("cancelOrder", order_id="A1002"), "Okay, I left it."]
+    agent, events, history = paused_turn(write_spec, gpts_dir, replies)
+    call_id = next(e for e in events if isinstance(e, ConfirmationRequest)).id
+    after = list(agent.stream([*history, HumanMessage("no")], approvals={call_id: False}))
+    result = next(e for e in after if isinstance(e, ToolResult))
+    assert result.error and "declined" in result.content and not any(isinstance(e, ToolCall) for e in after)
+    assert after[-1].text == "Okay, I left it."
+    assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_a_pending_call_without_a_decision_is_declined(write_spec, gpts_dir, orders):
+    agent, _, history = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "Anything else?"])
+    after = list(agent.stream([*history, HumanMessage("never mind, where is A1001?")]))
+    result = next(e for e in after if isinstance(e, ToolResult))
+    assert result.error and "did not give it" in result.content
+    assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_an_approval_matching_no_pending_call_is_an_input_error(write_spec, gpts_dir, orders):
+    agent, events, history = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "x"])
+    with pytest.raises(InputError, match=r"'call_nope' matches no pending tool call; pending calls: call_\w+ \(cancelOrder\)"):
+        list(agent.stream([*history, HumanMessage("yes")], approvals={"call_nope": True}))
+    with pytest.raises(InputError, match="'call_nope' matches no pending tool call; pending calls: none"):
+        list(agent.stream("hello", approvals={"call_nope": True}))
+    assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_openai_style_history_with_tool_calls_is_accepted(write_spec, gpts_dir, orders):
+    agent = agent_for(write_spec, gpts_dir, ["Done: A1002 is cancelled."], ORDERS_TOOL)
+    history = [
+        {"role": "user", "content": "Cancel A1002"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "cancelOrder", "arguments": '{"order_id": "A1002"}'}}]},
+        {"role": "user", "content": "(approved)"},
+    ]
+    events = list(agent.stream(history, approvals={"call_1": True}))
+    assert [type(e) for e in events[:2]] == [ToolCall, ToolResult] and not events[1].error
+    assert orders.raw_paths.count("/orders/A1002/cancel") == 1
+    # once answered (a tool message follows the call), it is no longer pending
+    answered = [*history[:2], {"role": "tool", "tool_call_id": "call_1", "content": "ok"}, history[2]]
+    with pytest.raises(InputError, match="matches no pending tool call"):
+        list(agent.stream(answered, approvals={"call_1": True}))
+
+
+def test_calls_held_with_one_needing_approval_run_only_with_the_decision(write_spec, gpts_dir, orders):
+    agent = agent_for(write_spec, gpts_dir, ["Here is A1001; A1002 stays."], ORDERS_TOOL)
+    message = AIMessage("", tool_calls=[
+        {"name": "getOrder", "args": {"order_id": "A1001"}, "id": "c1", "type": "tool_call"},
+        {"name": "cancelOrder", "args": {"order_id": "A1002"}, "id": "c2", "type": "tool_call"},
+    ])
+    # the scripted model makes one call per step, so the paused step is checked on its own
+    paused = list(_confirmation_events(message, agent.needs_confirmation))
+    assert [type(e) for e in paused] == [ToolCall, ConfirmationRequest, TextDelta]
+    assert paused[-1].text == 'cancelOrder(order_id="A1002") needs your approval: approve or deny it.'
+    after = list(agent.stream([HumanMessage("status of A1001, cancel A1002"), message, HumanMessage("no")],
+                              approvals={"c2": False}))
+    results = {e.id: e for e in after if isinstance(e, ToolResult)}
+    assert not results["c1"].error and "A1001" in results["c1"].content
+    assert results["c2"].error and "declined" in results["c2"].content
+    assert orders.raw_paths == ["/orders/A1001"]
+
+
+def test_get_order_needs_no_confirmation(write_spec, gpts_dir, orders):
+    agent = agent_for(write_spec, gpts_dir, [call("getOrder", order_id="A1003"), "It is on its way."], ORDERS_TOOL)
+    assert "getOrder" not in agent.needs_confirmation and "cancelOrder" in agent.needs_confirmation
+    events = list(agent.stream("Where is A1003?"))
+    assert not any(isinstance(e, ConfirmationRequest) for e in events)
+    assert events[-1].finish_reason == "stop" and orders.raw_paths == ["/orders/A1003"]
 
 
 def test_max_tool_calls_stops_a_looping_model(write_spec, gpts_dir):

@@ -7,13 +7,15 @@ import sys
 from typing import Annotated, Any, Optional
 
 import typer
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Citation, Done, TextDelta, ToolCall, ToolResult
+from ..events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
+APPROVAL_HINT = "nothing was run: approvals need a conversation; ask in an interactive chat (gptbuilder chat {gpt})"
 
 
 def register(app: typer.Typer) -> None:
@@ -51,20 +53,25 @@ def chat(
             "finish_reason": done.finish_reason,
             "usage": done.usage.to_dict(),
             "citations": [e.to_dict() for e in events if isinstance(e, Citation)],
-            "tool_steps": [e.to_dict() for e in events if isinstance(e, (ToolCall, ToolResult))],
+            "tool_steps": [e.to_dict() for e in events if isinstance(e, (ToolCall, ToolResult, ConfirmationRequest))],
         }
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
-    _print_stream(agent, message, options)
+    events: list[Event] = []
+    _print_stream(agent, message, options, events)
+    if any(isinstance(e, ConfirmationRequest) for e in events):
+        typer.echo(APPROVAL_HINT.format(gpt=agent.id), err=True)
 
 
-def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
-    """Stream an answer to stdout; return the text (partial if interrupted)."""
+def _print_stream(agent: Agent, messages: Any, options: dict[str, Any], seen: list[Event] | None = None) -> str:
+    """Stream an answer to stdout; return the text (partial if interrupted); ``seen`` collects the events."""
     parts: list[str] = []
     sources: list[Citation] = []
+    seen = [] if seen is None else seen
     events = agent.stream(messages, **options)
     try:
         for event in events:
+            seen.append(event)
             if isinstance(event, TextDelta):
                 parts.append(event.text)
                 typer.echo(event.text, nl=False)
@@ -76,6 +83,9 @@ def _print_stream(agent: Agent, messages: Any, options: dict[str, Any]) -> str:
             elif isinstance(event, ToolResult):
                 status = "failed" if event.error else "returned"
                 typer.echo(f"[tool] {event.name} {status}: {' '.join(event.content.split())[:200]}", err=True)
+            elif isinstance(event, ConfirmationRequest):
+                shown = json.dumps(event.arguments, ensure_ascii=False)
+                typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
     except KeyboardInterrupt:
         events.close()
         typer.echo(" [stopped]", nl=False)
@@ -95,7 +105,8 @@ def _interactive(agent: Agent, options: dict[str, Any]) -> None:
     for starter in spec.conversation_starters:
         typer.echo(f"  » {starter}")
     typer.echo(HELP)
-    history: list[dict[str, str]] = []
+    # LangChain messages, so a tool call waiting for approval (and its answer) survives into the next turn
+    history: list[BaseMessage] = []
     while True:
         try:
             line = input("\nyou> ")
@@ -112,11 +123,66 @@ def _interactive(agent: Agent, options: dict[str, Any]) -> None:
         if command in ("/help", "/?"):
             typer.echo(HELP)
             continue
-        turn = [*history, {"role": "user", "content": line}]
-        typer.echo(f"{agent.loaded.spec.name}> ", nl=False)
-        try:
-            answer = _print_stream(agent, turn, options)
-        except GPTBuilderError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            continue
-        history = [*turn, {"role": "assistant", "content": answer}]
+        turn: list[BaseMessage] = [*history, HumanMessage(line)]
+        approvals: dict[str, bool] | None = None
+        while True:
+            typer.echo(f"{agent.loaded.spec.name}> ", nl=False)
+            events: list[Event] = []
+            try:
+                answer = _print_stream(agent, turn, {**options, "approvals": approvals}, events)
+            except GPTBuilderError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                history = _record(turn, events, None) if approvals else history
+                break
+            asks = [e for e in events if isinstance(e, ConfirmationRequest)]
+            if not asks:
+                history = _record(turn, events, AIMessage(answer))
+                break
+            # The approval turn needs no new text from the user: the decision goes in as a short user
+            # message (the agent wants the conversation to end with one) plus the approvals themselves.
+            approvals = {ask.id: _ask_approval(ask) for ask in asks}
+            history = [*_record(turn, events, None), _paused_message(answer, events)]
+            turn = [*history, HumanMessage(_decision_text(asks, approvals))]
+
+
+def _ask_approval(ask: ConfirmationRequest) -> bool:
+    """y/yes approves; anything else, end of input included, denies."""
+    try:
+        reply = input(f"approve {ask.name}({json.dumps(ask.arguments, ensure_ascii=False)})? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        typer.echo()
+        return False
+    return reply.strip().lower() in ("y", "yes")
+
+
+def _decision_text(asks: list[ConfirmationRequest], approvals: dict[str, bool]) -> str:
+    return "(" + "; ".join(f"{'approved' if approvals[a.id] else 'denied'} {a.name}" for a in asks) + ")"
+
+
+def _paused_message(text: str, events: list[Event]) -> AIMessage:
+    """The assistant step that waits for approval: every call it made that has no result yet."""
+    answered = {e.id for e in events if isinstance(e, ToolResult)}
+    calls = [
+        {"name": e.name, "args": e.arguments, "id": e.id, "type": "tool_call"}
+        for e in events
+        if isinstance(e, (ToolCall, ConfirmationRequest)) and e.id not in answered
+    ]
+    return AIMessage(text, tool_calls=calls)
+
+
+def _record(turn: list[BaseMessage], events: list[Event], answer: AIMessage | None) -> list[BaseMessage]:
+    """The turn as history: results of calls left pending by the previous step go right after it, then the
+    user's message, then the answer. Tool steps inside the answer itself are not kept (as before)."""
+    pending: set[str] = set()
+    for message in turn:
+        if isinstance(message, AIMessage):
+            pending |= {call["id"] for call in message.tool_calls}
+        elif isinstance(message, ToolMessage):
+            pending.discard(message.tool_call_id)
+    results = [
+        ToolMessage(e.content, tool_call_id=e.id, name=e.name, status="error" if e.error else "success")
+        for e in events
+        if isinstance(e, ToolResult) and e.id in pending
+    ]
+    recorded = [*turn[:-1], *results, turn[-1]]
+    return [*recorded, answer] if answer is not None else recorded

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
+from tests.test_agent_tools import orders  # noqa: F401  (fixture: the demo orders service in the GPTs folder)
 
 runner = CliRunner()
 
@@ -189,3 +190,46 @@ def test_chat_shows_tool_steps(write_spec):
     assert '[tool] calculator({"expression": "6*7"})' in result.stderr and "[tool] calculator returned: 42" in result.stderr
     payload = json.loads(invoke("chat", "calc", "-m", "6 times 7?", "--json").stdout)
     assert [s["type"] for s in payload["tool_steps"]] == ["tool_call", "tool_result"]
+
+
+def orders_spec(write_spec, replies: list[str]) -> None:
+    write_spec(
+        "acme",
+        "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
+        f"model:\n  provider: fake\n  options:\n    replies: {json.dumps(replies)}\n"
+        "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
+    )
+
+
+CANCEL = json.dumps({"type": "tool_call", "name": "cancelOrder", "arguments": {"order_id": "A1002"}})
+
+
+def test_interactive_chat_asks_before_cancelling_and_runs_it_once_approved(write_spec, orders):
+    orders_spec(write_spec, [CANCEL, "Order A1002 is cancelled.", "Anything else?"])
+    result = invoke("chat", "acme", input="cancel A1002\ny\nthanks\n/exit\n")
+    assert result.exit_code == 0, result.output
+    assert 'cancelOrder(order_id="A1002") needs your approval' in result.stdout
+    assert 'approve cancelOrder({"order_id": "A1002"})? [y/N]' in result.stdout
+    assert "Order A1002 is cancelled." in result.stdout and "Anything else?" in result.stdout
+    assert "[tool] cancelOrder returned:" in result.stderr
+    assert orders.raw_paths.count("/orders/A1002/cancel") == 1  # ran once, and not again on the next turn
+
+
+def test_interactive_chat_denial_sends_nothing(write_spec, orders):
+    orders_spec(write_spec, [CANCEL, "Okay, it stays."])
+    result = invoke("chat", "acme", input="cancel A1002\n\n/exit\n")
+    assert result.exit_code == 0, result.output
+    assert "Okay, it stays." in result.stdout and "[tool] cancelOrder failed: The user declined" in result.stderr
+    assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_one_shot_chat_reports_the_request_and_runs_nothing(write_spec, orders):
+    orders_spec(write_spec, [CANCEL])
+    result = invoke("chat", "acme", "-m", "cancel A1002")
+    assert result.exit_code == 0, result.output
+    assert "needs your approval" in result.stdout and "gptbuilder chat acme" in result.stderr
+    payload = json.loads(invoke("chat", "acme", "-m", "cancel A1002", "--json").stdout)
+    assert payload["finish_reason"] == "confirmation_required"
+    assert [s["type"] for s in payload["tool_steps"]] == ["confirmation_request"]
+    assert payload["tool_steps"][0]["arguments"] == {"order_id": "A1002"}
+    assert not any("cancel" in path for path in orders.raw_paths)

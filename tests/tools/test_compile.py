@@ -1,4 +1,4 @@
-"""Spec `tools:` → tools: every kind builds, problems name the entry, approval-needing actions never run."""
+"""Spec `tools:` → tools: every kind builds, problems name the entry, approval-needing actions keep their real tool and say so."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def test_every_kind_of_entry_builds(write_spec, gpts_dir):
     assert {"getOrder", "listOrders", "cancelOrder"} <= set(names)
 
 
-def test_actions_needing_approval_refuse_instead_of_running(write_spec, gpts_dir):
+def test_actions_needing_approval_are_the_real_tools_marked_for_confirmation(write_spec, gpts_dir):
     tools = {t.name: t for t in build_tools(spec(write_spec, gpts_dir, "  - action: {openapi: actions/orders.openapi.yaml}\n"))}
-    result = tools["cancelOrder"].invoke({"order_id": "A1002"})
-    assert "needs the user's explicit approval" in result and "It was not run" in result
-    assert not tools["getOrder"].metadata.get("refused")
+    cancel = tools["cancelOrder"]
+    assert cancel.metadata["requires_confirmation"] is True
+    assert (cancel.metadata["method"], cancel.metadata["operation_id"]) == ("POST", "cancelOrder")
+    assert "refused" not in cancel.metadata  # no refusing stand-in: the Agent asks the user before running it
+    assert tools["getOrder"].metadata["requires_confirmation"] is False
 
 
 def test_a_missing_secret_fails_at_compile_time_naming_entry_and_variable(write_spec, gpts_dir, monkeypatch):
