@@ -2,7 +2,7 @@
 
 from .agent import Agent, Reply, compile_agent
 from .errors import GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
-from .events import Done, Event, TextDelta, Usage
+from .events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult, Usage
 from .spec import GPTSpec, LoadedSpec, load_spec
 from .store import Store
 
@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "Citation",
+    "ConfirmationRequest",
     "Done",
     "Event",
     "GPTBuilderError",
@@ -21,6 +23,8 @@ __all__ = [
     "SpecError",
     "Store",
     "TextDelta",
+    "ToolCall",
+    "ToolResult",
     "UnknownGPTError",
     "Usage",
     "compile_agent",
