@@ -182,15 +182,16 @@ def test_max_tool_calls_stops_a_looping_model(write_spec, gpts_dir):
     assert isinstance(events[-1], Done)
 
 
-def test_the_real_embedded_model_calls_the_calculator_and_answers_from_it(write_spec):
+def test_the_real_embedded_model_calls_a_built_in_tool_and_answers_from_its_result(write_spec):
     path = write_spec(
-        "calc",
-        "name: Calc\ninstructions: You are a helpful assistant. Use the calculator for arithmetic.\n"
+        "clock",
+        "name: Clock\ninstructions: You are a helpful assistant. Use the tools when they help.\n"
         "tools: [calculator, current_time]\nmodel: {max_tokens: 150}\n",
     )
-    events = list(compile_agent(load_spec(path)).stream("What is 12 times 7?"))
+    events = list(compile_agent(load_spec(path)).stream("current time in UTC?"))
     calls = [e for e in events if isinstance(e, ToolCall)]
     results = [e for e in events if isinstance(e, ToolResult)]
-    assert calls and calls[0].name == "calculator"
-    assert results[0].content == "84"
-    assert "84" in events[-1].text
+    assert [(c.name, c.arguments) for c in calls] == [("current_time", {"timezone": "UTC"})]
+    assert not results[0].error and "+00:00" in results[0].content
+    year = results[0].content[:4]
+    assert year in events[-1].text, "the answer comes from the tool's result"

@@ -70,7 +70,8 @@ def reply_schema(tools: Sequence[OpenAITool], tool_choice: Any = None) -> dict[s
 def tool_instructions(tools: Sequence[OpenAITool], tool_choice: Any = None) -> str:
     """The system-prompt section telling the model which tools exist and how to reply.
 
-    Small models copy placeholders literally, so the format is shown with a concrete example.
+    Small models copy example values literally, so no argument values appear here: the format is
+    shown by the worked turns `template_messages` puts before the conversation, with a made-up tool.
     """
     allowed, may_answer = _chosen(tools, tool_choice)
     lines = ["## Tools", "You have these tools:"]
@@ -79,23 +80,28 @@ def tool_instructions(tools: Sequence[OpenAITool], tool_choice: Any = None) -> s
         properties = (function.get("parameters") or {}).get("properties", {})
         args = ", ".join(f"{name} ({spec.get('type', 'any')})" for name, spec in properties.items())
         lines.append(f"- {function['name']}({args}): {function.get('description', '').strip()}")
-    example = allowed[0]["function"] if allowed else None
     lines.append("")
     lines.append("Reply with exactly one JSON object.")
-    if example is not None:
-        sample = {name: _sample(spec) for name, spec in ((example.get("parameters") or {}).get("properties", {})).items()}
-        call = {"type": "tool_call", "name": example["name"], "arguments": sample}
-        lines.append(f"If a tool can give the facts you need, call it, for example: {json.dumps(call)}")
     if may_answer:
-        lines.append('To reply to the user in words: {"type": "answer", "content": "..."} with your reply in place of ...')
+        lines.append('To talk with the user, greet, or answer from what you know: {"type": "answer", "content": <your reply>}')
+    if allowed:
+        lines.append(
+            'Only when the user asks for something a tool does: {"type": "tool_call", "name": <tool>, "arguments": {...}}, '
+            "with argument values copied from the user's message"
+        )
     return "\n".join(lines)
 
 
-def _sample(spec: dict[str, Any]) -> Any:
-    kind = spec.get("type")
-    if "enum" in spec and spec["enum"]:
-        return spec["enum"][0]
-    return {"integer": 3, "number": 2.5, "boolean": True, "array": [], "object": {}}.get(kind, "text")
+# Worked turns shown before the conversation: a call with arguments taken from the request, its result
+# turned into an answer, and small talk answered directly. The tool is made up, so nothing can be copied.
+_EXAMPLE_TURNS = [
+    {"role": "user", "content": "What's the weather like in Oslo?"},
+    {"role": "assistant", "content": '{"type": "tool_call", "name": "example_weather", "arguments": {"city": "Oslo"}}'},
+    {"role": "user", "content": "Result of example_weather: 4 degrees, light rain"},
+    {"role": "assistant", "content": '{"type": "answer", "content": "It is 4 degrees with light rain in Oslo."}'},
+    {"role": "user", "content": "Thanks! How are you?"},
+    {"role": "assistant", "content": '{"type": "answer", "content": "I am well, thank you! Can I help with anything else?"}'},
+]
 
 
 def parse_reply(text: str) -> AIMessage:
@@ -104,7 +110,7 @@ def parse_reply(text: str) -> AIMessage:
     A call of an unknown tool stays a call: the agent loop answers it with an error the model can read.
     """
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # the grammar lets raw newlines into strings
     except ValueError:
         return AIMessage(content=text)
     if not isinstance(data, dict):
@@ -138,10 +144,11 @@ def template_messages(messages: Sequence[BaseMessage], instructions: str) -> lis
         else:
             out.extend(convert_to_openai_messages([message], text_format="string"))
     if out and out[0]["role"] == "system":
-        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
+        system = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
+        out = out[1:]
     else:
-        out.insert(0, {"role": "system", "content": instructions})
-    return out
+        system = {"role": "system", "content": instructions}
+    return [system, *_EXAMPLE_TURNS, *out]
 
 
 def reply_chunk(message: AIMessage) -> ChatGenerationChunk:

@@ -62,6 +62,12 @@ def test_instructions_name_every_tool_with_its_arguments():
     assert '"type": "answer"' in text
 
 
+def test_instructions_hold_no_argument_values_to_copy():
+    # The embedded model copied example values such as {"order_id": "text"} instead of the user's.
+    text = tool_instructions(TOOLS)
+    assert '"order_id":' not in text and '"a":' not in text
+
+
 @pytest.mark.parametrize(
     ("reply", "content", "calls", "invalid"),
     [
@@ -70,6 +76,7 @@ def test_instructions_name_every_tool_with_its_arguments():
         ('{"type": "tool_call", "name": "nope", "arguments": {}}', "", [("nope", {})], 0),
         ('{"type": "tool_call", "name": "multiply", "arguments": [1, 2]}', "", [], 1),
         ("not json at all", "not json at all", [], 0),
+        ('{"type": "answer", "content": "two\nlines"}', "two\nlines", [], 0),
     ],
 )
 def test_parse_reply(reply, content, calls, invalid):
@@ -87,8 +94,18 @@ def test_template_messages_write_calls_and_results_as_text():
         "## Tools",
     )
     assert rendered[0] == {"role": "system", "content": "Be brief.\n\n## Tools"}
-    assert json.loads(rendered[2]["content"]) == {"type": "tool_call", "name": "get_order", "arguments": {"order_id": "A1"}}
-    assert rendered[3] == {"role": "user", "content": "Result of get_order: shipped"}
+    assert rendered[-3] == {"role": "user", "content": "Where is A1?"}
+    assert json.loads(rendered[-2]["content"]) == {"type": "tool_call", "name": "get_order", "arguments": {"order_id": "A1"}}
+    assert rendered[-1] == {"role": "user", "content": "Result of get_order: shipped"}
+
+
+def test_worked_example_turns_come_between_the_system_prompt_and_the_conversation():
+    rendered = template_messages([HumanMessage("Hi")], "## Tools")
+    assert rendered[0] == {"role": "system", "content": "## Tools"}
+    assert rendered[-1] == {"role": "user", "content": "Hi"}
+    examples = [json.loads(m["content"]) for m in rendered[1:-1] if m["role"] == "assistant"]
+    assert {e["type"] for e in examples} == {"answer", "tool_call"}
+    assert all(e["name"] not in {t["function"]["name"] for t in TOOLS} for e in examples if e["type"] == "tool_call")
 
 
 PROMPTS = ["Where is my order A1001?", "What is 12 times 7?", "Hello!", "Multiply 3.5 by 2", "Status of order B7?"]
