@@ -93,21 +93,6 @@ def serve() -> Iterator[Callable[[dict[str, Handler]], LoopbackServer]]:
         server.close()
 
 
-@pytest.fixture(autouse=True)
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every address the guard connects to; anything but loopback fails the test before a packet leaves."""
-    opened: list[str] = []
-    real = socket.create_connection
-
-    def spy(address, *args, **kwargs):
-        host = address[0]
-        opened.append(host)
-        assert ipaddress.ip_address(host).is_loopback, f"test tried to connect to {host}"
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", spy)
-    return opened
-
 
 class FakeDNS:
     """Answers for some names; a name given a list of lists answers with the next list each time."""
