@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gptbuilder")
 
 MAX_MESSAGE_CHARS = 100_000
+TOOL_PROTOCOL_TOKENS = 300
 MAX_MESSAGES = 1_000
 
 MessagesLike = str | Sequence[BaseMessage | dict[str, Any] | tuple[str, str]]
@@ -67,6 +68,7 @@ class Agent:
         self.model = model
         self.knowledge = knowledge
         self.tools = list(tools)
+        self._tool_tokens: int | None = None
         self.needs_confirmation = frozenset(t.name for t in self.tools if (t.metadata or {}).get("requires_confirmation"))
         self._context_window = context_window
 
@@ -97,7 +99,7 @@ class Agent:
         history = _to_messages(messages)
         system = SystemMessage(self.system_prompt(retrieval))
         answer_budget = max_tokens or self.loaded.spec.model.max_tokens or DEFAULT_MAX_TOKENS
-        budget = self.context_window - answer_budget
+        budget = self.context_window - answer_budget - self._tool_overhead()
         system_tokens = count_tokens(self.model, [system])
         if budget - system_tokens < 16:
             raise InputError(
@@ -249,6 +251,18 @@ class Agent:
             resolved.append(message)
             resolved.extend(inserted.get(index, []))
         return resolved, events
+
+    def _tool_overhead(self) -> int:
+        """Tokens the tool definitions add to every model call (schemas, or a local model's tool protocol)."""
+        if not self.tools:
+            return 0
+        if self._tool_tokens is None:
+            from .models.tool_calling import openai_tools
+
+            schemas = SystemMessage(json.dumps(openai_tools(self.tools)))
+            # The local protocol also adds instructions and worked-example turns: allow for them.
+            self._tool_tokens = count_tokens(self.model, [schemas]) + TOOL_PROTOCOL_TOKENS
+        return self._tool_tokens
 
     def _run_model(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
         """One model call, streamed; finish reason and usage land in ``outcome``."""

@@ -195,3 +195,13 @@ def test_the_real_embedded_model_calls_a_built_in_tool_and_answers_from_its_resu
     assert not results[0].error and "+00:00" in results[0].content
     year = results[0].content[:4]
     assert year in events[-1].text, "the answer comes from the tool's result"
+
+
+def test_tool_definitions_are_counted_in_the_context_budget(write_spec, gpts_dir):
+    model = "model: {provider: fake, context_window: 2000, max_tokens: 100}\n"
+    plain = compile_agent(load_spec(write_spec("plain", "name: P\ninstructions: x\n" + model)))
+    tooled = compile_agent(load_spec(write_spec("tooled", "name: T\ninstructions: x\ntools: [calculator, current_time]\n" + model)))
+    assert tooled._tool_overhead() > 300 and plain._tool_overhead() == 0
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": "word " * 40} for i in range(40)]
+    history.append({"role": "user", "content": "last"})
+    assert len(tooled.prepare(history)) < len(plain.prepare(history)), "tools leave less room for history"
