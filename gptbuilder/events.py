@@ -23,16 +23,22 @@ class Usage:
         return {**asdict(self), "total_tokens": self.total_tokens}
 
 
+class _Event:
+    """Gives each event its JSON-ready form: its fields plus its `type`."""
+
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its type."""
+        return {"type": self.type, **asdict(self)}
+
+
 @dataclass(frozen=True)
-class TextDelta:
+class TextDelta(_Event):
     """A piece of the answer's text, in order."""
 
     type: ClassVar[str] = "text"
     text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its type."""
-        return {"type": self.type, "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Done:
 
 
 @dataclass(frozen=True)
-class Citation:
+class Citation(_Event):
     """A knowledge passage given to the model for this answer; `cited` when the answer refers to it as [number]."""
 
     type: ClassVar[str] = "citation"
@@ -65,20 +71,9 @@ class Citation:
     locator: dict[str, Any] = field(default_factory=dict)
     cited: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its type."""
-        return {
-            "type": self.type,
-            "number": self.number,
-            "source": self.source,
-            "text": self.text,
-            "locator": self.locator,
-            "cited": self.cited,
-        }
-
 
 @dataclass(frozen=True)
-class ToolCall:
+class ToolCall(_Event):
     """The model asked to run a tool with these arguments."""
 
     type: ClassVar[str] = "tool_call"
@@ -86,13 +81,9 @@ class ToolCall:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its type."""
-        return {"type": self.type, "id": self.id, "name": self.name, "arguments": self.arguments}
-
 
 @dataclass(frozen=True)
-class ToolResult:
+class ToolResult(_Event):
     """What a tool returned (truncated for display); `error` when it failed and the model was told."""
 
     type: ClassVar[str] = "tool_result"
@@ -101,23 +92,15 @@ class ToolResult:
     content: str
     error: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its type."""
-        return {"type": self.type, "id": self.id, "name": self.name, "content": self.content, "error": self.error}
-
 
 @dataclass(frozen=True)
-class ConfirmationRequest:
+class ConfirmationRequest(_Event):
     """The model asked to run a tool that needs the user's approval; it runs only if the next turn approves `id`."""
 
     type: ClassVar[str] = "confirmation_request"
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its type."""
-        return {"type": self.type, "id": self.id, "name": self.name, "arguments": self.arguments}
 
 
 Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Done
