@@ -96,7 +96,12 @@ class Agent:
         self, messages: MessagesLike, *, max_tokens: int | None = None, retrieval: Retrieval | None = None
     ) -> list[BaseMessage]:
         """Validate a conversation and fit it, with the system prompt, into the model's context."""
-        history = _to_messages(messages)
+        return self._fit(_to_messages(messages), max_tokens=max_tokens, retrieval=retrieval)
+
+    def _fit(
+        self, history: list[BaseMessage], *, max_tokens: int | None, retrieval: Retrieval | None
+    ) -> list[BaseMessage]:
+        """Trim an already validated conversation, oldest turns first, to fit beside the system prompt."""
         system = SystemMessage(self.system_prompt(retrieval))
         answer_budget = max_tokens or self.loaded.spec.model.max_tokens or DEFAULT_MAX_TOKENS
         budget = self.context_window - answer_budget - self._tool_overhead()
@@ -107,10 +112,18 @@ class Agent:
                 f"{self.context_window}-token context window for a {answer_budget}-token answer; "
                 "shorten them, lower model.max_tokens or raise model.context_window"
             )
+        sizes: dict[int, int] = {}  # trim_messages recounts growing slices: tokenize each message once
+
+        def counter(msgs: Sequence[BaseMessage]) -> int:
+            for message in msgs:
+                if id(message) not in sizes:
+                    sizes[id(message)] = count_tokens(self.model, [message])
+            return sum(sizes[id(m)] for m in msgs)
+
         kept = trim_messages(
             [system, *history],
             max_tokens=budget,
-            token_counter=lambda msgs: count_tokens(self.model, msgs),
+            token_counter=counter,
             strategy="last",
             include_system=True,
             start_on="human",
@@ -156,7 +169,7 @@ class Agent:
                 yield TextDelta(NO_MATCH_MESSAGE)
                 yield Done(NO_MATCH_MESSAGE, finish_reason="stop", usage=Usage())
                 return
-        prompt = self.prepare(history, max_tokens=max_tokens, retrieval=retrieval)
+        prompt = self._fit(history, max_tokens=max_tokens, retrieval=retrieval)
         citations = _citation_filter(retrieval)
         options = {
             key: value
