@@ -50,6 +50,10 @@ class InputError(GPTBuilderError):
     """A request (message, options) is unusable as given; the caller must change it."""
 
 
+class DatabaseError(GPTBuilderError):
+    """The database could not be reached or refused an operation."""
+
+
 class ToolError(GPTBuilderError):
     """A tool or action failed; reported back to the model, not to the user."""
 
