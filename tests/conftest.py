@@ -20,6 +20,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPTBUILDER_GPTS_DIR", str(tmp_path / "gpts"))
     monkeypatch.setenv("GPTBUILDER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GPTBUILDER_DATABASE_URL", raising=False)
 
 
 @pytest.fixture
