@@ -29,6 +29,7 @@ from .spec import LoadedSpec
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
+    from .curated import CuratedAnswers
     from .knowledge.retriever import KnowledgeBase, Retrieval
 
 logger = logging.getLogger("gptbuilder")
@@ -63,8 +64,10 @@ class Agent:
         knowledge: KnowledgeBase | None = None,
         tools: Sequence[BaseTool] = (),
         context_window: int | None = None,
+        curated: CuratedAnswers | None = None,
     ):
         self.loaded = loaded
+        self.curated = curated
         self.model = model
         self.knowledge = knowledge
         self.tools = list(tools)
@@ -129,7 +132,7 @@ class Agent:
             start_on="human",
             allow_partial=False,
         )
-        if not kept or not isinstance(kept[-1], HumanMessage) or kept[-1] is not history[-1]:
+        if not kept or kept[-1] is not history[-1]:
             needed = count_tokens(self.model, [history[-1]])
             raise InputError(
                 f"the message is about {needed:,} tokens, but {self.id}'s model has room for "
@@ -148,8 +151,13 @@ class Agent:
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         approvals: Mapping[str, bool] | None = None,
+        client_tools: Sequence[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> Iterator[Event]:
         """Answer the conversation: text deltas, then the knowledge sources as citations, then Done.
+
+        ``client_tools`` (OpenAI tool dicts) are tools the caller runs: a call of one ends the answer with
+        ToolCall events and finish_reason "tool_calls"; the caller sends the results back as tool messages.
 
         A call to a tool that needs confirmation is not run: the answer ends with a ConfirmationRequest per
         such call and finish_reason "confirmation_required" (other calls the model made in the same step
@@ -158,13 +166,26 @@ class Agent:
         first, the others are answered "declined" to the model; a pending call without a decision is declined.
         """
         history = _to_messages(messages)
-        history, resolved = self._resolve_pending(history, approvals or {})
-        yield from resolved
+        if client_tools and self.tools:
+            raise InputError(
+                f"{self.id} runs its own tools, so it does not take client-side tools; send the request without 'tools'"
+            )
+        if not client_tools:
+            history, resolved = self._resolve_pending(history, approvals or {})
+            yield from resolved
+        if self.curated is not None and isinstance(history[-1], HumanMessage):
+            from .curated import curated_events
+
+            match = self.curated.match(history[-1].text)
+            if match is not None:  # a vetted answer: no retrieval, no model
+                yield from curated_events(match)
+                return
         retrieval = None
         if self.knowledge is not None:
             from .knowledge.retriever import NO_MATCH_MESSAGE
 
-            retrieval = self.knowledge.retrieve(history[-1].text)
+            question = next(m for m in reversed(history) if isinstance(m, HumanMessage))
+            retrieval = self.knowledge.retrieve(question.text)
             if not retrieval.sources and self.knowledge.config.on_no_match == "refuse":
                 yield TextDelta(NO_MATCH_MESSAGE)
                 yield Done(NO_MATCH_MESSAGE, finish_reason="stop", usage=Usage())
@@ -184,7 +205,12 @@ class Agent:
         }
         parts: list[str] = []
         outcome: dict[str, Any] = {"finish_reason": "stop", "usage": None}
-        steps = self._run_tools(prompt, options, outcome) if self.tools else self._run_model(prompt, options, outcome)
+        if client_tools:
+            steps = self._run_client_tools(prompt, options, outcome, client_tools, tool_choice)
+        elif self.tools:
+            steps = self._run_tools(prompt, options, outcome)
+        else:
+            steps = self._run_model(prompt, options, outcome)
         try:
             for event in steps:
                 if isinstance(event, TextDelta):
@@ -287,6 +313,33 @@ class Agent:
             if chunk.usage_metadata:
                 outcome["usage"] = dict(chunk.usage_metadata)
 
+    def _run_client_tools(
+        self,
+        prompt: list[BaseMessage],
+        options: dict[str, Any],
+        outcome: dict[str, Any],
+        tools: Sequence[dict[str, Any]],
+        tool_choice: Any,
+    ) -> Iterator[Event]:
+        """One model call with the caller's tools bound: text streams, calls come back for the caller to run."""
+        model = self.model.bind_tools(list(tools), tool_choice=tool_choice)
+        message: AIMessageChunk | None = None
+        for chunk in model.stream(prompt, **options):
+            message = chunk if message is None else message + chunk
+            text = _chunk_text(chunk)
+            if text:
+                yield TextDelta(text)
+            outcome["finish_reason"] = chunk.response_metadata.get("finish_reason") or outcome["finish_reason"]
+            if chunk.usage_metadata:
+                outcome["usage"] = dict(chunk.usage_metadata)
+        calls = message.tool_calls if message is not None else []
+        for call in calls:
+            yield ToolCall(call.get("id") or f"call_{len(calls)}", call["name"], dict(call["args"]))
+        if calls:
+            outcome["finish_reason"] = "tool_calls"
+        elif outcome["finish_reason"] == "tool_calls":
+            outcome["finish_reason"] = "stop"
+
     def _run_tools(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
         """The tool loop (langchain's create_agent): model → tools → model until an answer or the call limit."""
         from langchain.agents import create_agent
@@ -382,9 +435,14 @@ def compile_agent(
         folder = Path(data_dir) if data_dir is not None else Settings.from_env().data_dir
         index = KnowledgeIndex(loaded.id, loaded.spec.knowledge, loaded.folder, folder, embedder=embedder)
         knowledge = KnowledgeBase(index, loaded.spec.knowledge)
+    curated = None
+    if loaded.spec.curated_answers:
+        from .curated import curated_answers_for
+
+        curated = curated_answers_for(loaded, knowledge.index.embedder if knowledge else embedder)
     if model is None:
         model = create_model(loaded.spec.model, base_dir=loaded.folder)
-    return Agent(loaded, model, knowledge=knowledge, tools=tools)
+    return Agent(loaded, model, knowledge=knowledge, tools=tools, curated=curated)
 
 
 def _version() -> str:
@@ -402,17 +460,31 @@ def _to_messages(messages: MessagesLike) -> list[BaseMessage]:
         converted = convert_to_messages(list(messages))
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise InputError(f"unreadable messages: {exc}") from None
-    if not converted or not isinstance(converted[-1], HumanMessage):
-        raise InputError("the conversation must end with a user message")
+    if not converted or not _ends_with_question(converted):
+        raise InputError("the conversation must end with a user message (or the results of the tool calls before it)")
     for message in converted:
         size = len(message.text)
         if size > MAX_MESSAGE_CHARS:
             raise InputError(
                 f"a message is {size:,} characters; at most {MAX_MESSAGE_CHARS:,} are accepted — shorten it"
             )
-    if not converted[-1].text.strip():
+    if isinstance(converted[-1], HumanMessage) and not converted[-1].text.strip():
         raise InputError("the message is empty; type a question or request")
     return converted
+
+
+def _ends_with_question(messages: list[BaseMessage]) -> bool:
+    """A user message last, or tool results answering the last assistant message's calls after one."""
+    if isinstance(messages[-1], HumanMessage):
+        return True
+    tail = len(messages)
+    while tail and isinstance(messages[tail - 1], ToolMessage):
+        tail -= 1
+    if tail == len(messages) or not tail or not isinstance(messages[tail - 1], AIMessage):
+        return False
+    asked = {call["id"] for call in messages[tail - 1].tool_calls}
+    answered = {m.tool_call_id for m in messages[tail:]}
+    return bool(asked) and asked == answered and any(isinstance(m, HumanMessage) for m in messages[:tail])
 
 
 def _citation_filter(retrieval: Retrieval | None) -> Any:
