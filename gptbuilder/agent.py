@@ -303,9 +303,12 @@ class Agent:
             self._tool_tokens = count_tokens(self.model, [schemas]) + TOOL_PROTOCOL_TOKENS
         return self._tool_tokens
 
-    def _run_model(self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any]) -> Iterator[Event]:
-        """One model call, streamed; finish reason and usage land in ``outcome``."""
-        for chunk in self.model.stream(prompt, **options):
+    def _run_model(
+        self, prompt: list[BaseMessage], options: dict[str, Any], outcome: dict[str, Any], model: Any = None
+    ) -> Iterator[Event]:
+        """One model call, streamed; finish reason, usage and the whole message land in ``outcome``."""
+        for chunk in (model or self.model).stream(prompt, **options):
+            outcome["message"] = chunk if outcome.get("message") is None else outcome["message"] + chunk
             text = _chunk_text(chunk)
             if text:
                 yield TextDelta(text)
@@ -323,15 +326,8 @@ class Agent:
     ) -> Iterator[Event]:
         """One model call with the caller's tools bound: text streams, calls come back for the caller to run."""
         model = self.model.bind_tools(list(tools), tool_choice=tool_choice)
-        message: AIMessageChunk | None = None
-        for chunk in model.stream(prompt, **options):
-            message = chunk if message is None else message + chunk
-            text = _chunk_text(chunk)
-            if text:
-                yield TextDelta(text)
-            outcome["finish_reason"] = chunk.response_metadata.get("finish_reason") or outcome["finish_reason"]
-            if chunk.usage_metadata:
-                outcome["usage"] = dict(chunk.usage_metadata)
+        yield from self._run_model(prompt, options, outcome, model)
+        message = outcome.get("message")
         calls = message.tool_calls if message is not None else []
         for call in calls:
             yield ToolCall(call.get("id") or f"call_{len(calls)}", call["name"], dict(call["args"]))
