@@ -359,13 +359,16 @@ def spec_json_schema() -> dict[str, Any]:
     return schema
 
 
-def load_spec(path: str | Path, *, display: str | None = None) -> LoadedSpec:
-    """Read, validate and resolve one spec file; raise SpecError listing every problem in it."""
+def load_spec(path: str | Path, *, display: str | None = None, gpt_id: str | None = None) -> LoadedSpec:
+    """Read, validate and resolve one spec file; raise SpecError listing every problem in it.
+
+    ``gpt_id`` overrides the id taken from the file name (the builder validates drafts in temporary files).
+    """
     from .spec_errors import describe_validation_error, provider_problems
 
     path = Path(path)
     shown = display or str(path)
-    gpt_id = path.stem
+    gpt_id = path.stem if gpt_id is None else gpt_id
     problems: list[SpecProblem] = []
     if not ID_PATTERN.match(gpt_id) or len(gpt_id) > 64:
         suggestion = re.sub(r"[^a-z0-9]+", "-", gpt_id.lower()).strip("-")[:64].strip("-") or "my-gpt"
