@@ -2,7 +2,7 @@
 
 from .agent import Agent, Reply, compile_agent
 from .errors import GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
-from .events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult, Usage
+from .events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult, Usage
 from .spec import GPTSpec, LoadedSpec, load_spec
 from .store import Store
 
@@ -12,6 +12,7 @@ __all__ = [
     "Agent",
     "Citation",
     "ConfirmationRequest",
+    "Curated",
     "Done",
     "Event",
     "GPTBuilderError",

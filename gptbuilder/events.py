@@ -103,4 +103,13 @@ class ConfirmationRequest(_Event):
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Done
+@dataclass(frozen=True)
+class Curated(_Event):
+    """The answer that follows is a curated one from the spec, given without the model: its question and similarity."""
+
+    type: ClassVar[str] = "curated"
+    question: str
+    score: float
+
+
+Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Done

@@ -30,7 +30,7 @@ CATEGORIES: tuple[str, ...] = Category.__args__
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_INSTRUCTIONS_CHARS = 100_000
-IMPLEMENTED_SECTIONS: frozenset[str] = frozenset({"knowledge", "tools"})  # reserved sections that gptbuilder acts on so far
+IMPLEMENTED_SECTIONS: frozenset[str] = frozenset({"knowledge", "tools", "curated_answers", "tests"})  # reserved sections that gptbuilder acts on so far
 
 
 def _as_list(value: Any) -> Any:
@@ -187,7 +187,7 @@ class CuratedAnswer(_Strict):
 
     question: str = Field(min_length=1, max_length=2000)
     answer: str = Field(min_length=1, max_length=20_000)
-    threshold: float | None = Field(None, ge=0, le=1)
+    threshold: float | None = Field(None, ge=0, le=1, description="Overrides the spec's curated_threshold")
 
 
 class WidgetConfig(_Strict):
@@ -287,6 +287,9 @@ class GPTSpec(_Strict):
     max_tool_calls: int = Field(5, ge=1, le=50)
     allow_private_network: bool = False
     curated_answers: list[CuratedAnswer] = Field(default_factory=list)
+    curated_threshold: float = Field(
+        0.8, ge=0, le=1, description="Similarity (0-1) a message needs to get a curated answer, unless the pair sets its own"
+    )
     widget: WidgetConfig | None = None
     limits: LimitsConfig | None = None
     tests: list[TestCase] = Field(default_factory=list)
