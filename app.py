@@ -1,11 +1,11 @@
-"""`python app.py`: the gptbuilder chat page on the GPTs in ./gpts (Hugging Face Spaces convention)."""
+"""`python app.py`: the gptbuilder store (Discover, Chat, Create) on the GPTs in ./gpts (Hugging Face Spaces convention)."""
 
 from gptbuilder.catalog import load_catalog
 from gptbuilder.settings import Settings
 from gptbuilder.store import Store
-from gptbuilder.ui import build_ui
+from gptbuilder.ui import STORE_CSS, build_ui, store_theme
 
 if __name__ == "__main__":
     settings = Settings.from_env()
     store = Store(settings.gpts_dir, data_dir=settings.data_dir, catalog=load_catalog(settings.catalog_path))
-    build_ui(store).launch(server_name="127.0.0.1")
+    build_ui(store).queue().launch(server_name="127.0.0.1", theme=store_theme(), css=STORE_CSS)

@@ -1,5 +1,6 @@
-"""The Gradio front end: builds `gr.Blocks` from a Store, never launches itself."""
+"""The Gradio store (Discover, Chat, Create): builds `gr.Blocks` from a Store, never launches itself."""
 
-from .chat import build_ui
+from .app import STORE_CSS, build_ui, store_theme
+from .discover import PassRateLookup
 
-__all__ = ["build_ui"]
+__all__ = ["STORE_CSS", "PassRateLookup", "build_ui", "store_theme"]

@@ -1,0 +1,153 @@
+"""The whole store as one `gr.Blocks`: Discover, Chat and Create tabs over a Store and its History."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .. import builder as specs
+from ..db import Database
+from ..errors import GPTBuilderError, InputError
+from ..history import History
+from ..settings import Settings
+from ..spec import CATEGORIES
+from ..store import Store
+from . import discover
+from .builder import build_builder, spec_ids
+from .chat import build_chat, gpt_choices
+from .render import esc
+
+STORE_CSS = (Path(__file__).with_name("theme.css")).read_text(encoding="utf-8")
+
+
+def store_theme() -> gr.themes.Base:
+    """The store's theme (pass it to `launch`/`mount_gradio_app` as `theme=`; light and dark both work)."""
+    return gr.themes.Soft(primary_hue="indigo", radius_size="md")
+
+
+def build_ui(
+    store: Store, *, history: History | None = None, pass_rates: discover.PassRateLookup | None = None
+) -> gr.Blocks:
+    """The store for ``store``: discover, chat and build GPTs; specs added or saved appear without a restart.
+
+    ``history`` defaults to the database of the store's data folder. ``pass_rates`` is the hook for
+    `gptbuilder test` results shown on cards (GPT id → pass rate 0..1, or None).
+    """
+    data_dir = Path(store.data_dir or Settings.from_env().data_dir)
+    if history is None:
+        history = History(Database.for_data_dir(data_dir))
+    with gr.Blocks(title="gptbuilder — GPT store", fill_width=False) as demo:
+        gr.HTML(f"<style>{STORE_CSS}</style>", padding=False, js_on_load=None)  # styled however it is mounted
+        gr.HTML(
+            '<div class="gb-title"><h1>gptbuilder store</h1><p>Discover, try, create and rate GPTs.</p></div>',
+            js_on_load=None,
+        )
+        browser_owner = gr.BrowserState("", storage_key="gptbuilder-owner")
+        refresh = gr.State(0)
+        with gr.Tabs(selected="discover") as tabs:
+            with gr.Tab("Discover", id="discover") as discover_tab:
+                with gr.Row():
+                    query = gr.Textbox(label="Search", placeholder="Search names, descriptions and tags", scale=3, max_lines=1)
+                    category = gr.Dropdown(
+                        label="Category",
+                        choices=[("All categories", discover.ALL)] + [(s.title, s.id) for s in store.catalog.categories],
+                        value=discover.ALL, scale=1,
+                    )
+                shelves_area = gr.Column()
+            with gr.Tab("Chat", id="chat"):
+                chat = build_chat(store, history)
+            with gr.Tab("Create", id="create"):
+                creator = build_builder(store, data_dir / "preview")
+
+        def open_card(gpt_id: str) -> tuple:
+            return gpt_id, gr.Tabs(selected="chat")
+
+        with shelves_area:
+
+            @gr.render(inputs=[query, category, refresh], triggers=[query.change, category.change, refresh.change, demo.load])
+            def render_shelves(text: str, chosen: str, _refresh: int) -> None:
+                found = discover.search(discover.cards(store, history, pass_rates=pass_rates), text or "", chosen)
+                if not found:
+                    broken = len(store.errors())
+                    note = f" ({broken} spec{'s' if broken != 1 else ''} failed to load — run `gptbuilder validate`)" if broken else ""
+                    gr.Markdown(f"No GPTs match.{note} Create one in the **Create** tab.")
+                for title, on_shelf in discover.shelves(found, store):
+                    gr.Markdown(f"### {esc(title)}", elem_classes="gb-shelf-title")
+                    with gr.Row(elem_classes="gb-shelf"):
+                        for card in on_shelf:
+                            with gr.Column(elem_classes="gb-card", min_width=240, key=f"card-{card.id}"):
+                                gr.HTML(discover.card_html(card), js_on_load=None, key=f"html-{card.id}")
+                                button = gr.Button(f"Chat with {card.name}", size="sm", variant="primary",
+                                                   key=f"open-{card.id}", elem_classes="gb-open")
+                                button.click(lambda gid=card.id: open_card(gid), None, [chat.gpt, tabs], api_name=False)
+
+        def start(owner: str, request: gr.Request) -> tuple:
+            owner = owner or uuid.uuid4().hex
+            wanted = (request.query_params.get("gpt") if request else None) or None
+            ids = [gid for _, gid in gpt_choices(store)]
+            choices = gr.update(choices=gpt_choices(store), value=wanted if wanted in ids else None)
+            tab = gr.Tabs(selected="chat") if wanted in ids else gr.Tabs()
+            return owner, owner, choices, tab, gr.update(choices=spec_ids(store))
+
+        demo.load(start, [browser_owner], [browser_owner, chat.owner, chat.gpt, tabs, creator.editing], api_name=False)
+        discover_tab.select(lambda n: n + 1, refresh, refresh, api_name=False, show_progress="hidden")
+        creator.saved.change(
+            lambda n, current: (n + 1, gr.update(choices=gpt_choices(store), value=current)),
+            [refresh, chat.gpt], [refresh, chat.gpt], api_name=False,
+        )
+
+        _api(store, history, pass_rates)
+    return demo
+
+
+def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | None) -> None:
+    """Read and write endpoints for scripts and tests (`gradio_client`); the same calls the views make."""
+
+    def gpts(query: str = "", category: str = discover.ALL) -> list[dict[str, Any]]:
+        """The GPT cards matching a search and a category, featured first."""
+        if category not in (discover.ALL, *CATEGORIES):
+            raise gr.Error(f"unknown category {category!r}; use one of: {', '.join((discover.ALL, *CATEGORIES))}")
+        return [c.to_dict() for c in discover.search(discover.cards(store, history, pass_rates=pass_rates), query, category)]
+
+    def conversations(gpt_id: str, owner: str = "") -> list[dict[str, Any]]:
+        """A GPT's conversations for one owner, most recent first."""
+        return [
+            {"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+            for c in history.conversations(gpt_id, owner=owner)
+        ]
+
+    def messages(conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's stored messages, oldest first."""
+        return [{"id": m.id, "role": m.role, "content": m.content, "extra": m.extra} for m in _call(history.messages, conversation_id)]
+
+    def feedback(message_id: int, value: int, comment: str = "") -> str:
+        """Thumbs up (1) or down (-1) on an answer, with an optional comment."""
+        _call(history.feedback, int(message_id), int(value), comment)
+        return "ok"
+
+    def validate_spec(gpt_id: str, text: str) -> list[str]:
+        """Every problem of a spec text, as `gptbuilder validate` prints them; empty when valid."""
+        return [str(p) for p in specs.validate(gpt_id, text, store.gpts_dir)]
+
+    def save_spec(gpt_id: str, text: str, loaded_fingerprint: str = "") -> dict[str, Any]:
+        """Validate and save a spec atomically; the problems when it is refused (the file is then untouched)."""
+        from ..errors import SpecError
+
+        try:
+            result = specs.save(gpt_id, text, store.gpts_dir, loaded_fingerprint=loaded_fingerprint or None)
+        except SpecError as exc:
+            return {"saved": False, "problems": [str(p) for p in exc.problems]}
+        return {"saved": True, "path": result.path.name, "fingerprint": result.fingerprint, "warning": result.warning}
+
+    for fn in (gpts, conversations, messages, feedback, validate_spec, save_spec):
+        gr.api(fn, api_name=fn.__name__)
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except (InputError, GPTBuilderError) as exc:
+        raise gr.Error(str(exc), print_exception=False) from None

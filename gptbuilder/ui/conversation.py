@@ -1,0 +1,196 @@
+"""One chat turn in the store, UI-free: stream a GPT's answer and keep the conversation in History."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GPTBuilderError, InputError
+from ..events import Citation, ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
+from ..history import History, Message
+from ..store import Store
+
+
+@dataclass
+class Answer:
+    """An answer as it streams in: text, tool steps, sources, what waits for approval, and how it ended."""
+
+    prior_pending: set[str] = field(default_factory=set)
+    parts: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+    asks: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    error: str | None = None
+    stopped: bool = False
+    curated: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far."""
+        return "".join(self.parts)
+
+    def feed(self, event: Any) -> None:
+        """Take one agent event."""
+        if isinstance(event, TextDelta):
+            self.parts.append(event.text)
+        elif isinstance(event, (ToolCall, ToolResult)) and event.id in self.prior_pending:
+            self.resolved.append(event.to_dict())  # decisions on the previous answer's calls
+        elif isinstance(event, ConfirmationRequest):
+            self.steps.append(event.to_dict())
+            self.asks.append(event.to_dict())
+        elif isinstance(event, (ToolCall, ToolResult)):
+            self.steps.append(event.to_dict())
+        elif isinstance(event, Citation):
+            self.sources.append(event.to_dict())
+        elif isinstance(event, Done):
+            self.finish_reason = event.finish_reason
+        elif getattr(event, "type", None) == "curated":
+            self.curated = event.to_dict()
+
+    def pending_calls(self) -> list[dict[str, Any]]:
+        """The calls this answer left waiting for a decision (as LangChain tool calls), if it paused."""
+        if not self.asks:
+            return []
+        answered = {s["id"] for s in self.steps if s["type"] == "tool_result"}
+        return [
+            {"name": s["name"], "args": s["arguments"], "id": s["id"], "type": "tool_call"}
+            for s in self.steps
+            if s["type"] in ("tool_call", "confirmation_request") and s["id"] not in answered
+        ]
+
+    def extra(self) -> dict[str, Any]:
+        """Everything stored beside the text (every key, so a regenerated answer replaces them all)."""
+        return {
+            "steps": self.steps,
+            "sources": self.sources,
+            "pending_calls": self.pending_calls(),
+            "asks": self.asks,
+            "finish_reason": self.finish_reason,
+            "error": self.error,
+            "stopped": self.stopped,
+            "curated": self.curated,
+            "streaming": False,
+        }
+
+
+def model_messages(stored: list[Message]) -> list[Any]:
+    """The stored conversation as LangChain messages: paused tool calls and their results included."""
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    out: list[Any] = []
+    for message in stored:
+        extra = message.extra or {}
+        if message.role == "user":
+            for result in extra.get("tool_results") or []:
+                if result.get("type") == "tool_result":
+                    status = "error" if result.get("error") else "success"
+                    out.append(ToolMessage(result["content"], tool_call_id=result["id"], name=result["name"], status=status))
+            out.append(HumanMessage(message.content))
+        elif message.role == "assistant":
+            calls = extra.get("pending_calls") or []
+            if message.content or calls:
+                out.append(AIMessage(message.content, tool_calls=calls))
+    return out
+
+
+def pending_asks(stored: list[Message]) -> list[dict[str, Any]]:
+    """The approval requests of the last answer, when the conversation waits on them."""
+    if stored and stored[-1].role == "assistant":
+        return list((stored[-1].extra or {}).get("asks") or [])
+    return []
+
+
+@dataclass
+class Snapshot:
+    """The conversation as it should be shown now."""
+
+    conversation_id: str
+    messages: list[Message]
+    asks: list[dict[str, Any]]
+    done: bool = False
+
+
+class ChatTurns:
+    """Runs chat turns for the store: the user's message, regenerate, approve/deny, all persisted."""
+
+    def __init__(self, store: Store, history: History):
+        self.store = store
+        self.history = history
+
+    def send(
+        self,
+        gpt_id: str,
+        conversation_id: str | None,
+        text: str,
+        *,
+        owner: str = "",
+        approvals: Mapping[str, bool] | None = None,
+    ) -> Iterator[Snapshot]:
+        """Add the user's message and stream the answer; GPTBuilderError before anything is stored."""
+        if not text.strip():
+            raise InputError("the message is empty; type a question or request")
+        agent = self.store.agent(gpt_id)  # an invalid or unknown GPT fails here, before anything is stored
+        conversation = self._conversation(gpt_id, conversation_id, owner)
+        extra = {"approvals": dict(approvals)} if approvals else {}
+        user = self.history.add(conversation, "user", text, **extra)
+        stored = self.history.messages(conversation)
+        answer = self.history.add(conversation, "assistant", "", streaming=True)
+        yield from self._stream(agent, conversation, stored, user, answer, approvals)
+
+    def regenerate(self, gpt_id: str, conversation_id: str) -> Iterator[Snapshot]:
+        """Answer the last user message again, replacing the answer after it."""
+        agent = self.store.agent(gpt_id)
+        stored = self.history.messages(conversation_id)
+        last_user = max((i for i, m in enumerate(stored) if m.role == "user"), default=None)
+        if last_user is None:
+            raise InputError("nothing to regenerate yet: send a message first")
+        after = [m for m in stored[last_user + 1 :] if m.role == "assistant"]
+        answer = after[0] if after else self.history.add(conversation_id, "assistant", "")
+        yield from self._stream(agent, conversation_id, stored[: last_user + 1], stored[last_user], answer, None)
+
+    def _conversation(self, gpt_id: str, conversation_id: str | None, owner: str) -> str:
+        if conversation_id:
+            try:
+                if self.history.get(conversation_id).gpt_id == gpt_id:
+                    return conversation_id
+            except InputError:
+                pass  # deleted meanwhile: start a new one
+        return self.history.start(gpt_id, owner=owner, channel="store").id
+
+    def _stream(
+        self,
+        agent: Any,
+        conversation: str,
+        stored: list[Message],
+        user: Message,
+        answer_row: Message,
+        approvals: Mapping[str, bool] | None,
+    ) -> Iterator[Snapshot]:
+        previous = stored[:-1]
+        prior = {c["id"] for m in previous[-1:] if m.role == "assistant" for c in (m.extra or {}).get("pending_calls") or []}
+        answer = Answer(prior_pending=prior)
+
+        def snapshot(done: bool = False) -> Snapshot:
+            shown_user = Message(user.id, user.role, user.content, {**(user.extra or {}), "tool_results": answer.resolved})
+            current = Message(answer_row.id, "assistant", answer.text, answer.extra())
+            return Snapshot(conversation, [*previous, shown_user, current], answer.asks if done else [], done)
+
+        finished = False
+        try:
+            for event in agent.stream(model_messages(stored), approvals=approvals):
+                answer.feed(event)
+                if not isinstance(event, Done):
+                    yield snapshot()
+            finished = True
+        except GPTBuilderError as exc:
+            answer.error = str(exc)  # the partial answer stays; the note says why it stopped
+            finished = True
+        finally:
+            answer.stopped = not finished
+            self.history.update(answer_row.id, answer.text, **answer.extra())
+            if answer.resolved:
+                self.history.update(user.id, user.content, tool_results=answer.resolved)
+        yield snapshot(done=True)
