@@ -104,8 +104,13 @@ class Agent:
     def _fit(
         self, history: list[BaseMessage], *, max_tokens: int | None, retrieval: Retrieval | None
     ) -> list[BaseMessage]:
-        """Trim an already validated conversation, oldest turns first, to fit beside the system prompt."""
-        system = SystemMessage(self.system_prompt(retrieval))
+        """Trim an already validated conversation, oldest turns first, to fit beside the system prompt.
+
+        System (and developer) messages the caller sent join the GPT's instructions, after them.
+        """
+        extra = [m.text for m in history if isinstance(m, SystemMessage) and m.text.strip()]
+        history = [m for m in history if not isinstance(m, SystemMessage)]
+        system = SystemMessage("\n\n".join([self.system_prompt(retrieval), *extra]))
         answer_budget = max_tokens or self.loaded.spec.model.max_tokens or DEFAULT_MAX_TOKENS
         budget = self.context_window - answer_budget - self._tool_overhead()
         system_tokens = count_tokens(self.model, [system])

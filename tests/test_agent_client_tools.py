@@ -62,3 +62,10 @@ def test_gpt_with_own_tools_refuses_client_tools(write_spec):
     agent = compile_agent(load_spec(write_spec("calc", text)))
     with pytest.raises(InputError, match="own tools"):
         list(agent.stream("2+2", client_tools=[WEATHER]))
+
+
+def test_caller_system_messages_follow_the_instructions(write_spec):
+    agent = compile_agent(load_spec(write_spec("sys", "name: S\ninstructions: Be brief.\nmodel: {provider: fake}\n")))
+    prompt = agent.prepare([{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "hi"}])
+    assert prompt[0].text == "Be brief.\n\nAnswer in French."
+    assert [m.type for m in prompt] == ["system", "human"]
