@@ -112,6 +112,12 @@ def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | N
             raise gr.Error(f"unknown category {category!r}; use one of: {', '.join((discover.ALL, *CATEGORIES))}")
         return [c.to_dict() for c in discover.search(discover.cards(store, history, pass_rates=pass_rates), query, category)]
 
+    def gpt(gpt_id: str) -> dict[str, Any]:
+        """One GPT as its card shows it, with its conversation starters."""
+        loaded = _call(store.get, gpt_id)
+        card = next((c for c in discover.cards(store, history, pass_rates=pass_rates) if c.id == gpt_id), None)
+        return {**(card.to_dict() if card else {"id": gpt_id}), "conversation_starters": list(loaded.spec.conversation_starters)}
+
     def conversations(gpt_id: str, owner: str = "") -> list[dict[str, Any]]:
         """A GPT's conversations for one owner, most recent first."""
         return [
@@ -121,6 +127,7 @@ def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | N
 
     def messages(conversation_id: str) -> list[dict[str, Any]]:
         """A conversation's stored messages, oldest first."""
+        _call(history.get, conversation_id)
         return [{"id": m.id, "role": m.role, "content": m.content, "extra": m.extra} for m in _call(history.messages, conversation_id)]
 
     def feedback(message_id: int, value: int, comment: str = "") -> str:
@@ -142,7 +149,7 @@ def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | N
             return {"saved": False, "problems": [str(p) for p in exc.problems]}
         return {"saved": True, "path": result.path.name, "fingerprint": result.fingerprint, "warning": result.warning}
 
-    for fn in (gpts, conversations, messages, feedback, validate_spec, save_spec):
+    for fn in (gpts, gpt, conversations, messages, feedback, validate_spec, save_spec):
         gr.api(fn, api_name=fn.__name__)
 
 

@@ -210,7 +210,9 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         for file in files:
             path = Path(getattr(file, "name", None) or str(file))
             try:
-                relative = specs.store_upload((chosen_id or "").strip(), path, path.name, store.gpts_dir)
+                relative = specs.store_upload(
+                    (chosen_id or "").strip(), path, path.name, store.gpts_dir, max_bytes=specs.MAX_UPLOAD_BYTES
+                )
             except (InputError, OSError) as exc:
                 notes.append(f"❌ {md_text(exc)}")
                 continue

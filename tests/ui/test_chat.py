@@ -1,63 +1,165 @@
-"""The chat page, launched for real and driven through gradio_client."""
+"""The chat view, launched for real and driven through gradio_client: streaming, starters, history, feedback."""
 
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 
-from gptbuilder.store import Store
-from gptbuilder.ui import build_ui
+from gptbuilder.db import Database
+from gptbuilder.history import History
+from tests.ui.conftest import text_of
 
-FAKE = "name: Parrot\ndescription: Repeats you.\ninstructions: Repeat.\nconversation_starters: [Say hi]\nmodel: {provider: fake}\n"
-FAILING = "name: Flaky\ninstructions: x\nmodel: {provider: fake, options: {replies: ['one two three'], fail_after: 2}}\n"
+PARROT = (
+    "name: Parrot\ndescription: Repeats you.\ninstructions: Repeat.\n"
+    "conversation_starters: [Say hi, Tell me a joke]\nmodel: {provider: fake}\n"
+)
+FLAKY = "name: Flaky\ninstructions: x\nmodel: {provider: fake, options: {replies: ['one two three'], fail_after: 2}}\n"
+TWO_REPLIES = "name: Twice\ninstructions: x\nmodel: {provider: fake, options: {replies: ['first answer', 'second answer']}}\n"
 REAL = "name: Real\ninstructions: You are a helpful assistant. Answer in one short sentence.\nmodel: {temperature: 0, max_tokens: 40}\n"
 
 
 @pytest.fixture
-def client(write_spec, gpts_dir):
-    write_spec("parrot", FAKE)
-    write_spec("flaky", FAILING)
-    write_spec("real", REAL)
-    demo = build_ui(Store(gpts_dir))
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+def store_client(write_spec, launch):
+    write_spec("parrot", PARROT)
+    write_spec("flaky", FLAKY)
+    write_spec("twice", TWO_REPLIES)
+    demo, client = launch()
+    return client
 
 
-def test_chat_streams_the_fake_answer(client):
-    job = client.submit("hello there", "parrot", api_name="/chat")
-    updates = list(job)
-    assert updates[-1] == "You said: hello there"
-    assert len(updates) >= 2, "the answer should arrive in pieces"
+def chat(client, message, gpt_id):
+    """Send a message; return every streamed chatbot state (raising the app's error, if any)."""
+    job = client.submit(message, gpt_id, api_name="/chat")
+    states = [update[0] for update in job]
+    job.result()
+    return states
 
 
-def test_an_unknown_gpt_fails_with_a_clear_message(client):
+def test_chat_streams_the_answer_and_saves_the_conversation(store_client, tmp_path):
+    states = chat(store_client, "hello there", "parrot")
+    assert len(states) >= 3, "the answer should arrive in pieces"
+    partial = [text_of(s[-1]) for s in states if s and s[-1]["role"] == "assistant"]
+    assert partial[0] == "You" and partial[-1] == "You said: hello there"
+    assert [m["role"] for m in states[-1]] == ["user", "assistant"]
+    assert text_of(states[-1][-1]) == "You said: hello there"
+    [conversation] = store_client.predict("parrot", "", api_name="/conversations")
+    assert conversation["title"] == "hello there"
+    stored = store_client.predict(conversation["id"], api_name="/messages")
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "hello there"), ("assistant", "You said: hello there")]
+
+
+def test_a_second_message_continues_the_same_conversation(store_client):
+    chat(store_client, "one", "parrot")
+    last = chat(store_client, "two", "parrot")[-1]
+    assert [text_of(m) for m in last] == ["one", "You said: one", "two", "You said: two"]
+    assert len(store_client.predict("parrot", "", api_name="/conversations")) == 1
+
+
+def test_opening_a_gpt_shows_its_description_and_starters(store_client):
+    header = store_client.predict("parrot", api_name="/open")[0]
+    assert "Parrot" in header and "Repeats you." in header
+    starters = store_client.predict("parrot", api_name="/gpt")["conversation_starters"]
+    assert starters == ["Say hi", "Tell me a joke"]
+    assert text_of(chat(store_client, starters[0], "parrot")[-1][-1]) == "You said: Say hi"
+
+
+def test_conversations_can_be_resumed_renamed_and_deleted(store_client):
+    chat(store_client, "first chat", "parrot")
+    store_client.predict(api_name="/new_chat")
+    chat(store_client, "second chat", "parrot")
+    listed = store_client.predict("parrot", "", api_name="/conversations")
+    assert [c["title"] for c in listed] == ["second chat", "first chat"]
+    resumed = store_client.predict(listed[1]["id"], "parrot", api_name="/resume")
+    assert [text_of(m) for m in resumed[0]] == ["first chat", "You said: first chat"]
+    store_client.predict("Jokes", "parrot", api_name="/rename")  # the resumed conversation is the current one
+    assert {c["title"] for c in store_client.predict("parrot", "", api_name="/conversations")} == {"Jokes", "second chat"}
+    with pytest.raises(Exception, match="title cannot be empty"):
+        store_client.predict("   ", "parrot", api_name="/rename")
+    store_client.predict("parrot", api_name="/delete")
+    assert [c["title"] for c in store_client.predict("parrot", "", api_name="/conversations")] == ["second chat"]
+    with pytest.raises(Exception, match="no conversation"):
+        store_client.predict(listed[1]["id"], api_name="/messages")
+
+
+def test_feedback_with_a_comment_is_stored_and_counted(store_client, tmp_path):
+    chat(store_client, "rate me", "parrot")
+    [conversation] = store_client.predict("parrot", "", api_name="/conversations")
+    answer = store_client.predict(conversation["id"], api_name="/messages")[-1]
+    assert store_client.predict(answer["id"], -1, "too short", api_name="/feedback") == "ok"
+    stats = History(Database.for_data_dir(tmp_path / "data")).stats()["parrot"]
+    assert (stats.thumbs_up, stats.thumbs_down) == (0, 1)
+    with pytest.raises(Exception, match=r"feedback is \+1"):
+        store_client.predict(answer["id"], 5, "", api_name="/feedback")
+    user_message = store_client.predict(conversation["id"], api_name="/messages")[0]
+    with pytest.raises(Exception, match="no assistant message"):
+        store_client.predict(user_message["id"], 1, "", api_name="/feedback")
+
+
+def test_a_gpt_can_be_rated_and_the_card_shows_it(store_client):
+    store_client.predict("parrot", 4, api_name="/rate")
+    store_client.predict("parrot", 2, api_name="/rate")  # the same user again: the latest counts
+    card = next(c for c in store_client.predict("", "all", api_name="/gpts") if c["id"] == "parrot")
+    assert (card["rating"], card["ratings"]) == (2.0, 1)
+
+
+def test_regenerate_replaces_the_last_answer(store_client):
+    assert text_of(chat(store_client, "hi", "twice")[-1][-1]) == "first answer"
+    states = [u[0] for u in store_client.submit("twice", api_name="/regenerate")]
+    assert [text_of(m) for m in states[-1]] == ["hi", "second answer"]
+    [conversation] = store_client.predict("twice", "", api_name="/conversations")
+    stored = store_client.predict(conversation["id"], api_name="/messages")
+    assert [m["content"] for m in stored] == ["hi", "second answer"]
+
+
+def test_a_model_error_mid_stream_keeps_the_partial_answer_and_saves_it(store_client):
+    last = chat(store_client, "go", "flaky")[-1][-1]
+    assert text_of(last).startswith("one two")
+    assert "The answer stopped" in text_of(last) and "failed on purpose" in text_of(last)
+    [conversation] = store_client.predict("flaky", "", api_name="/conversations")
+    answer = store_client.predict(conversation["id"], api_name="/messages")[-1]
+    assert answer["content"] == "one two" and "failed on purpose" in answer["extra"]["error"]
+
+
+def test_a_gpt_whose_spec_just_broke_gives_a_clear_message_and_others_still_work(store_client, write_spec):
+    chat(store_client, "before", "parrot")
+    write_spec("parrot", "name: Parrot\ninstructions: x\nmodel: {provider: fake, temprature: 1}\n")
+    with pytest.raises(Exception, match="parrot.yaml: model.temprature: unknown field 'temprature'"):
+        chat(store_client, "after", "parrot")
+    header = store_client.predict("parrot", api_name="/open")[0]
+    assert "cannot be used right now" in header and "temprature" in header
+    assert text_of(chat(store_client, "still fine?", "twice")[-1][-1]) == "first answer"
+    assert [c["id"] for c in store_client.predict("", "all", api_name="/gpts")] == ["flaky", "twice"]
+
+
+def test_an_unknown_gpt_and_an_empty_message_fail_with_clear_messages(store_client):
     with pytest.raises(Exception, match="unknown GPT 'nope'"):
-        client.predict("hi", "nope", api_name="/chat")
+        chat(store_client, "hi", "nope")
+    with pytest.raises(Exception, match="the message is empty"):
+        chat(store_client, "   ", "parrot")
+    assert store_client.predict("parrot", "", api_name="/conversations") == []
 
 
-def test_a_model_error_mid_stream_keeps_the_partial_answer(client):
-    answer = client.predict("go", "flaky", api_name="/chat")
-    assert answer.startswith("one two") and "The answer stopped" in answer
+def test_html_in_a_name_or_description_is_shown_as_text(write_spec, launch):
+    write_spec("xss", "name: <img src=x onerror=alert(1)>\ndescription: <script>alert('d')</script>\n"
+                      "instructions: x\nmodel: {provider: fake}\n")
+    _, client = launch()
+    header = client.predict("xss", api_name="/open")[0]
+    assert "<script>" not in header and "<img" not in header
+    assert "&lt;script&gt;alert(&#x27;d&#x27;)&lt;/script&gt;" in header and "&lt;img src=x onerror=alert(1)&gt;" in header
 
 
-def test_the_real_embedded_model_answers_in_the_page(client):
-    answer = client.predict("What is the capital of France?", "real", api_name="/chat")
-    assert "Paris" in answer
-
-
-def test_answers_from_knowledge_list_their_sources(write_spec, gpts_dir, tmp_path):
+def test_answers_from_knowledge_list_numbered_sources(write_spec, gpts_dir, launch):
     (gpts_dir / "knowledge").mkdir()
     (gpts_dir / "knowledge" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
     write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
                        "knowledge: {files: [knowledge/*.md], embedding_model: fake}\n")
-    demo = build_ui(Store(gpts_dir, data_dir=tmp_path / "data"))
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        answer = Client(demo.local_url, verbose=False).predict("returns?", "acme", api_name="/chat")
-    finally:
-        demo.close()
+    _, client = launch()
+    answer = text_of(chat(client, "returns?", "acme")[-1][-1])
     assert answer.startswith("30 days [1].")
     assert "**Sources**\n1. `knowledge/returns.md` — Returns: # Returns Shoes can be returned within 30 days." in answer
+
+
+def test_the_real_embedded_model_answers_in_the_store(write_spec, launch):
+    write_spec("real", REAL)
+    _, client = launch()
+    states = chat(client, "What is the capital of France?", "real")
+    assert "Paris" in text_of(states[-1][-1]) and len(states) > 2
