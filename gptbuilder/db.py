@@ -22,7 +22,7 @@ from .errors import DatabaseError
 DATABASE_URL_ENV = "GPTBUILDER_DATABASE_URL"
 # Modules that declare tables on Base; all are imported before the schema is created, so whichever
 # process starts first (store, API, widget) creates every table.
-TABLE_MODULES = ("gptbuilder.history",)
+TABLE_MODULES = ("gptbuilder.history", "gptbuilder.server.usage", "gptbuilder.server.widget_sessions")
 
 
 class Base(DeclarativeBase):

@@ -30,7 +30,7 @@ CATEGORIES: tuple[str, ...] = Category.__args__
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_INSTRUCTIONS_CHARS = 100_000
-IMPLEMENTED_SECTIONS: frozenset[str] = frozenset({"knowledge", "tools", "curated_answers", "tests"})  # reserved sections that gptbuilder acts on so far
+IMPLEMENTED_SECTIONS: frozenset[str] = frozenset({"knowledge", "tools", "curated_answers", "tests", "widget", "limits"})  # reserved sections that gptbuilder acts on so far
 
 
 def _as_list(value: Any) -> Any:

@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from ..errors import GPTBuilderError
 from ..settings import Settings
 from . import chat, knowledge, specs
+from . import serve
 
 class _Group(TyperGroup):
     """Translates gptbuilder errors into one line on stderr and exit status 1 (no traceback)."""
@@ -52,6 +53,7 @@ def _options(
 specs.register(app)
 chat.register(app)
 knowledge.register(app)
+serve.register(app)
 
 
 def main() -> None:

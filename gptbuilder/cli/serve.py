@@ -1,0 +1,62 @@
+"""`gptbuilder serve`: the store, the OpenAI-compatible API and the widget in one server."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+from ..errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("serve")(serve)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs API keys")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 7860,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads its own models)")] = 1,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback --host without GPTBUILDER_API_KEYS")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the store at /, the OpenAI-compatible API at /v1 and the website widget at /widget.js."""
+    import uvicorn
+
+    from ..server.config import ServerConfig
+
+    config = ServerConfig.from_env()
+    if not is_loopback(host) and not config.auth_required and not insecure:
+        raise InputError(
+            f"refusing to listen on {host} without API keys: anyone on the network could use every GPT; "
+            "set GPTBUILDER_API_KEYS (or GPTBUILDER_API_KEYS_FILE), or pass --insecure"
+        )
+    # Worker processes read their settings from the environment, so hand them the folders chosen here.
+    os.environ["GPTBUILDER_GPTS_DIR"] = str(ctx.obj.gpts_dir)
+    os.environ["GPTBUILDER_DATA_DIR"] = str(ctx.obj.data_dir)
+    typer.echo(f"gptbuilder: store http://{host}:{port}/  API http://{host}:{port}/v1  widget http://{host}:{port}/widget.js", err=True)
+    uvicorn.run(
+        "gptbuilder.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )

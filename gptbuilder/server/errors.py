@@ -1,0 +1,118 @@
+"""OpenAI-shaped errors: the one place the HTTP edge translates gptbuilder's error hierarchy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import DatabaseError, GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
+
+logger = logging.getLogger("gptbuilder.server")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+class APIError(Exception):
+    """An error answered as ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI error object."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": _TYPES.get(self.status, "invalid_request_error"),
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def response(self) -> JSONResponse:
+        """This error as a JSON response."""
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def from_gptbuilder(exc: GPTBuilderError) -> APIError:
+    """Map the library's errors to statuses: who must act decides the code."""
+    if isinstance(exc, UnknownGPTError):
+        hint = str(exc).removeprefix(f"unknown GPT {exc.gpt_id!r}")
+        return APIError(404, f"The model {exc.gpt_id!r} does not exist{hint}", code="model_not_found", param="model")
+    if isinstance(exc, SpecError):
+        return APIError(503, f"the GPT's spec is broken, so it cannot answer: {exc}", code="spec_error")
+    if isinstance(exc, InputError):
+        return APIError(400, str(exc), code="invalid_request")
+    if isinstance(exc, DatabaseError):
+        logger.error("database error: %s", exc)
+        return APIError(503, "the database is unavailable; try again shortly", code="database_unavailable")
+    if isinstance(exc, ModelError):
+        return APIError(500, str(exc), code="model_error")
+    return APIError(500, str(exc), code="server_error")
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    problems = []
+    first_param = None
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        where = ".".join(loc)
+        first_param = first_param or where or None
+        problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(problems) or "invalid request", first_param
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Answer every error with the OpenAI error object; never a traceback."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(GPTBuilderError)
+    async def _library_error(_request: Request, exc: GPTBuilderError) -> JSONResponse:
+        return from_gptbuilder(exc).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return APIError(400, "the request body is not valid JSON", code="invalid_json").response()
+        message, param = _validation_message(exc)
+        return APIError(400, message, param=param, code="invalid_request").response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return APIError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error")
+        return APIError(500, "internal error; the server log has the details", code="server_error").response()

@@ -1,0 +1,339 @@
+"""`/v1`: every valid GPT is a model, in OpenAI's wire format (chat, legacy completions, models, usage)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from ..agent import Agent
+from ..errors import GPTBuilderError
+from ..events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
+from .auth import Caller
+from .errors import APIError, from_gptbuilder, logger
+from .schemas import ChatCompletionRequest, CompletionRequest
+from .state import ServerState
+
+router = APIRouter(prefix="/v1")
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.gptbuilder
+
+
+def authorized(request: Request) -> Caller:
+    """Dependency: a valid key (when keys are configured) within its rate limits."""
+    return _state(request).caller(request)
+
+
+def _model_entry(loaded: Any) -> dict[str, Any]:
+    return {
+        "id": loaded.id,
+        "object": "model",
+        "created": int(loaded.path.stat().st_mtime) if loaded.path.exists() else 0,
+        "owned_by": "gptbuilder",
+        "name": loaded.spec.name,
+        "description": loaded.spec.description,
+    }
+
+
+@router.get("/models")
+def list_models(request: Request, _caller: Caller = Depends(authorized)) -> dict[str, Any]:
+    """One model per valid GPT."""
+    return {"object": "list", "data": [_model_entry(s) for s in _state(request).store.specs()]}
+
+
+@router.get("/models/{gpt_id}")
+def get_model(gpt_id: str, request: Request, _caller: Caller = Depends(authorized)) -> dict[str, Any]:
+    """One GPT as a model; 404 with did-you-mean when unknown."""
+    return _model_entry(_state(request).store.get(gpt_id))
+
+
+def _finish(reason: str) -> str:
+    return "stop" if reason == "confirmation_required" else reason
+
+
+def _citation(event: Citation) -> dict[str, Any]:
+    data = event.to_dict()
+    data.pop("type")
+    return data
+
+
+def _tool_call(event: ToolCall, index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": event.id,
+        "type": "function",
+        "function": {"name": event.name, "arguments": json.dumps(event.arguments, ensure_ascii=False)},
+    }
+
+
+class _Reply:
+    """Sorts an answer's events into the OpenAI message and gptbuilder's extra fields."""
+
+    def __init__(self, client_tools: bool):
+        self.client_tools = client_tools
+        self.text: list[str] = []
+        self.tool_calls: list[dict[str, Any]] = []
+        self.citations: list[dict[str, Any]] = []
+        self.steps: list[dict[str, Any]] = []
+        self.confirmations: list[dict[str, Any]] = []
+        self.done: Done | None = None
+
+    def add(self, event: Event) -> dict[str, Any]:
+        """File one event; return the delta fields it adds to a streamed chunk."""
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+            return {"content": event.text}
+        if isinstance(event, ToolCall) and self.client_tools:
+            call = _tool_call(event, len(self.tool_calls))
+            self.tool_calls.append(call)
+            return {"tool_calls": [call]}
+        if isinstance(event, Citation):
+            self.citations.append(_citation(event))
+            return {"citations": [self.citations[-1]]}
+        if isinstance(event, ConfirmationRequest):
+            self.confirmations.append({k: v for k, v in event.to_dict().items() if k != "type"})
+            return {"confirmation_requests": [self.confirmations[-1]]}
+        if isinstance(event, (ToolCall, ToolResult)):
+            self.steps.append(event.to_dict())
+            return {"tool_steps": [self.steps[-1]]}
+        if isinstance(event, Done):
+            self.done = event
+        return {}
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message of a non-streamed answer."""
+        text = "".join(self.text)
+        message: dict[str, Any] = {"role": "assistant", "content": text if text or not self.tool_calls else None, "refusal": None}
+        if self.tool_calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in self.tool_calls]
+        if self.citations:
+            message["citations"] = self.citations
+        if self.steps:
+            message["tool_steps"] = self.steps
+        if self.confirmations:
+            message["confirmation_requests"] = self.confirmations
+        return message
+
+
+def _chat_options(st: ServerState, body: ChatCompletionRequest) -> dict[str, Any]:
+    if body.tool_choice not in (None, "none", "auto") and not body.tools:
+        raise APIError(400, "tool_choice needs 'tools'", param="tool_choice")
+    tools = [t.model_dump() for t in body.tools] if body.tools and body.tool_choice != "none" else None
+    return {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "max_tokens": st.check_max_tokens(body.answer_tokens()),
+        "stop": body.stop_list(),
+        "seed": body.seed,
+        "approvals": body.approvals,
+        **({"client_tools": tools, "tool_choice": body.tool_choice} if tools else {}),
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request, caller: Caller = Depends(authorized)) -> Any:
+    """Chat with a GPT; `stream: true` answers as server-sent chunks."""
+    st = _state(request)
+    messages = [m.to_agent() for m in body.messages]
+    st.check_messages(messages)
+    options = _chat_options(st, body)
+    agent = st.agent(body.model)
+    started = time.perf_counter()
+    events = await st.generate(agent, messages, options)
+    reply = _Reply(client_tools=bool(options.get("client_tools")))
+    ids = _ids("chatcmpl", agent)
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return _sse(_chat_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "chat")), st)
+    async for event in events:
+        reply.add(event)
+    await _finished(st, caller, agent, reply.done, "chat", started)
+    return {
+        **ids,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": reply.message(), "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}],
+        "usage": reply.done.usage.to_dict(),
+    }
+
+
+@dataclass
+class _Run:
+    """One streamed answer in progress: who asked, which GPT, its events and how to label its chunks."""
+
+    st: ServerState
+    caller: Caller
+    agent: Agent
+    events: AsyncIterator[Event]
+    reply: _Reply
+    ids: dict[str, Any]
+    include_usage: bool
+    started: float
+    route: str
+
+    async def finish(self) -> None:
+        """Account for the finished answer."""
+        await _finished(self.st, self.caller, self.agent, self.reply.done, self.route, self.started)
+
+
+async def _chat_chunks(run: _Run) -> AsyncIterator[dict[str, Any]]:
+    st, events, reply, ids, started = run.st, run.events, run.reply, run.ids, run.started
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**ids, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+    yield chunk({"role": "assistant", "content": ""})
+    first = True
+    async for event in events:
+        delta = reply.add(event)
+        if delta:
+            if first:
+                st.metrics.first_token.labels("chat").observe(time.perf_counter() - started)
+                first = False
+            yield chunk(delta)
+    yield chunk({}, _finish(reply.done.finish_reason))
+    if run.include_usage:
+        yield {**ids, "object": "chat.completion.chunk", "choices": [], "usage": reply.done.usage.to_dict()}
+    await run.finish()
+
+
+def _completion_body(request_body: CompletionRequest, gpt_id: str | None) -> str:
+    model = gpt_id or request_body.model
+    if not model:
+        raise APIError(400, "name the GPT in 'model' (or use /v1/models/{id}/completions)", param="model")
+    return model
+
+
+async def _completions(body: CompletionRequest, request: Request, caller: Caller, gpt_id: str | None) -> Any:
+    st = _state(request)
+    if body.suffix:
+        raise APIError(400, "'suffix' (fill-in-the-middle) is not supported", param="suffix")
+    messages = [{"role": "user", "content": body.text()}]
+    st.check_messages(messages)
+    options = {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "max_tokens": st.check_max_tokens(body.answer_tokens()),
+        "stop": body.stop_list(),
+        "seed": body.seed,
+    }
+    agent = st.agent(_completion_body(body, gpt_id))
+    started = time.perf_counter()
+    events = await st.generate(agent, messages, options)
+    reply = _Reply(client_tools=False)
+    ids = _ids("cmpl", agent)
+    prefix = body.text() if body.echo else ""
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return _sse(_completion_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "completions"), prefix), st)
+    async for event in events:
+        reply.add(event)
+    await _finished(st, caller, agent, reply.done, "completions", started)
+    choice = {"text": prefix + "".join(reply.text), "index": 0, "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}
+    if reply.citations:
+        choice["citations"] = reply.citations
+    return {**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()}
+
+
+async def _completion_chunks(run: _Run, prefix: str) -> AsyncIterator[dict[str, Any]]:
+    ids, reply = run.ids, run.reply
+
+    def chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish, **extra}
+        return {**ids, "object": "text_completion", "choices": [choice]}
+
+    if prefix:
+        yield chunk(prefix)
+    async for event in run.events:
+        delta = reply.add(event)
+        if "content" in delta:
+            yield chunk(delta["content"])
+        elif "citations" in delta:
+            yield chunk("", citations=delta["citations"])
+    yield chunk("", _finish(reply.done.finish_reason))
+    if run.include_usage:
+        yield {**ids, "object": "text_completion", "choices": [], "usage": reply.done.usage.to_dict()}
+    await run.finish()
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, request: Request, caller: Caller = Depends(authorized)) -> Any:
+    """Legacy completions: `prompt` in, `choices[0].text` out."""
+    return await _completions(body, request, caller, None)
+
+
+@router.post("/models/{gpt_id}/completions")
+async def model_completions(gpt_id: str, body: CompletionRequest, request: Request, caller: Caller = Depends(authorized)) -> Any:
+    """Legacy completions with the GPT in the path (the classic `requests.post(.../models/ID/completions)`)."""
+    return await _completions(body, request, caller, gpt_id)
+
+
+@router.get("/usage")
+async def usage(
+    request: Request,
+    caller: Caller = Depends(authorized),
+    start: date | None = Query(None, description="First day (YYYY-MM-DD)"),
+    end: date | None = Query(None, description="Last day (YYYY-MM-DD)"),
+    all_keys: bool = Query(False, alias="all", description="Every key's usage (admin keys only)"),
+) -> dict[str, Any]:
+    """The caller's own usage per GPT and day (admins may ask for everyone's), with estimated cost."""
+    st = _state(request)
+    if all_keys and not caller.admin:
+        raise APIError(403, "only admin keys (GPTBUILDER_ADMIN_API_KEYS) may read every key's usage", param="all")
+    lines = await _in_thread(st.ledger.lines, key_id=None if all_keys else caller.key_id, start=start, end=end)
+    data = [line.to_dict() for line in lines]
+    costs = [line.cost for line in lines if line.cost is not None]
+    total = {
+        "requests": sum(line.requests for line in lines),
+        "prompt_tokens": sum(line.prompt_tokens for line in lines),
+        "completion_tokens": sum(line.completion_tokens for line in lines),
+        "estimated_cost": round(sum(costs), 6) if costs else None,
+    }
+    return {"object": "list", "key_id": caller.key_id, "data": data, "total": total}
+
+
+async def _in_thread(function: Any, **kwargs: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, **kwargs)
+
+
+async def _finished(st: ServerState, caller: Caller, agent: Agent, done: Done | None, route: str, started: float) -> None:
+    if done is None:  # pragma: no cover - the agent always ends with Done
+        raise APIError(500, "the answer ended without finishing")
+    st.metrics.latency.labels(route).observe(time.perf_counter() - started)
+    await st.account(caller, agent, done)
+
+
+def _ids(prefix: str, agent: Agent) -> dict[str, Any]:
+    return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": agent.id, "system_fingerprint": None}
+
+
+def _sse(chunks: AsyncIterator[dict[str, Any]], st: ServerState) -> EventSourceResponse:
+    """Chunks as `data:` events, then `[DONE]`; an error mid-stream becomes a `data: {"error": …}` event."""
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for chunk in chunks:
+                yield ServerSentEvent(json.dumps(chunk, ensure_ascii=False))
+        except GPTBuilderError as exc:
+            yield ServerSentEvent(json.dumps(from_gptbuilder(exc).body(), ensure_ascii=False))
+        except APIError as exc:
+            yield ServerSentEvent(json.dumps(exc.body(), ensure_ascii=False))
+        except Exception:
+            logger.exception("stream failed")
+            yield ServerSentEvent(json.dumps(APIError(500, "internal error; the server log has the details").body()))
+        finally:
+            await chunks.aclose()
+        yield ServerSentEvent("[DONE]")
+
+    return EventSourceResponse(events(), ping=st.config.keepalive_seconds, headers={"Cache-Control": "no-cache"})
+

@@ -1,0 +1,90 @@
+"""Server fixtures: an app over the test's GPTs folder, and the same app live on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from gptbuilder.db import Database
+from gptbuilder.server import ServerConfig, create_app
+from gptbuilder.store import Store
+
+ECHO = """
+name: Echo
+description: Repeats what you say.
+instructions: Be brief.
+conversation_starters: ["Say hello"]
+model: {provider: fake}
+"""
+
+
+@pytest.fixture
+def make_app(gpts_dir: Path, tmp_path: Path) -> Callable[..., FastAPI]:
+    """Build the app for this test's GPTs folder (database: the test's, SQLite or the CI's PostgreSQL)."""
+    apps: list[FastAPI] = []
+
+    def make(config: ServerConfig | None = None, **options: object) -> FastAPI:
+        store = Store(gpts_dir, data_dir=tmp_path / "data")
+        db = Database.for_data_dir(tmp_path / "data")
+        app = create_app(store, db=db, config=config or ServerConfig(), **options)
+        app.state.test_db = db
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.gptbuilder.queue.shutdown()
+        app.state.test_db.dispose()
+
+
+class LiveServer:
+    """A uvicorn server running an app in a thread on a free loopback port."""
+
+    def __init__(self, app: FastAPI):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.sock = sock
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Shut the server down and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@pytest.fixture
+def live() -> Iterator[Callable[[FastAPI], LiveServer]]:
+    """Start apps on loopback ports; every one is stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app: FastAPI) -> LiveServer:
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def echo(write_spec) -> Path:
+    """A fake-model GPT that echoes the last message."""
+    return write_spec("echo", ECHO)

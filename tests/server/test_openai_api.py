@@ -1,0 +1,209 @@
+"""The /v1 API through the official openai client and langchain-openai, against a live server."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from gptbuilder.server import ServerConfig
+
+KEY = "sk-test-key-1"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture
+def server(make_app, live, echo, write_spec):
+    call = json.dumps({"type": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}})
+    write_spec(
+        "weather",
+        f"name: Weather\ninstructions: Help.\nmodel:\n  provider: fake\n  options:\n    replies: [{json.dumps(call)}, 'Sunny in Paris.']\n",
+    )
+    return live(make_app(ServerConfig(api_keys=(KEY,))))
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
+
+
+def test_models_list_and_retrieve(client):
+    ids = [m.id for m in client.models.list().data]
+    assert set(ids) == {"echo", "weather"}
+    model = client.models.retrieve("echo")
+    assert model.id == "echo" and model.object == "model" and model.owned_by == "gptbuilder"
+
+
+def test_chat_completion(client):
+    reply = client.chat.completions.create(
+        model="echo",
+        messages=[{"role": "system", "content": "Be nice."}, {"role": "user", "content": "hello"}],
+        temperature=0.5,
+        top_p=0.9,
+        max_tokens=20,
+        seed=1,
+        user="u1",
+        stop=["zzz"],
+    )
+    assert reply.object == "chat.completion"
+    assert reply.model == "echo"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == "You said: hello"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens == 3
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + 3
+
+
+def test_content_parts_and_developer_role(client):
+    reply = client.chat.completions.create(
+        model="echo",
+        messages=[
+            {"role": "developer", "content": [{"type": "text", "text": "Be nice."}]},
+            {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "again"}]},
+        ],
+    )
+    assert reply.choices[0].message.content == "You said: hello\nagain"
+
+
+def test_max_completion_tokens_cuts_the_answer(client):
+    reply = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "a b c d"}], max_completion_tokens=2)
+    assert reply.choices[0].message.content == "You said:"
+    assert reply.choices[0].finish_reason == "length"
+
+
+def test_stream_role_content_finish_usage_done(client):
+    stream = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi there"}], stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "You said: hi there"
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finals] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_raw_stream_ends_with_done_marker(server):
+    body = {"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    assert all(line.startswith(("data: ", ":")) for line in lines)
+
+
+def test_client_tool_calls_then_results(client):
+    first = client.chat.completions.create(
+        model="weather", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER], tool_choice="auto"
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert isinstance(call.function.arguments, str) and json.loads(call.function.arguments) == {"city": "Paris"}
+    second = client.chat.completions.create(
+        model="weather",
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"},
+        ],
+        tools=[WEATHER],
+    )
+    assert second.choices[0].message.content == "Sunny in Paris."
+    assert second.choices[0].finish_reason == "stop"
+
+
+def test_streamed_tool_call_deltas_have_index(client):
+    chunks = list(
+        client.chat.completions.create(
+            model="weather", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER], stream=True
+        )
+    )
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas[0].index == 0 and deltas[0].function.name == "get_weather"
+    assert json.loads(deltas[0].function.arguments) == {"city": "Paris"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_usage_endpoint_counts_the_callers_key(client, server):
+    client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "one"}])
+    client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "two"}], stream=True).close()
+    list(client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "three"}], stream=True))
+    usage = httpx.get(f"{server.url}/v1/usage", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert usage["key_id"].startswith("key_") and KEY not in json.dumps(usage)
+    [line] = usage["data"]
+    assert line["model"] == "echo" and line["requests"] >= 2
+    assert line["completion_tokens"] >= 6
+
+
+def test_legacy_completions_with_the_openai_client(client):
+    reply = client.completions.create(model="echo", prompt="tell me", max_tokens=10, temperature=0.7)
+    assert reply.object == "text_completion"
+    assert reply.choices[0].text == "You said: tell me"
+    streamed = "".join(c.choices[0].text for c in client.completions.create(model="echo", prompt="tell me", stream=True) if c.choices)
+    assert streamed == "You said: tell me"
+
+
+def test_seed_style_requests_post_on_the_path_form(server):
+    """SEED.md §5.2's client, with only its URL and key changed."""
+    import requests
+
+    response = requests.post(
+        f"{server.url}/v1/models/echo/completions",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+        json={"prompt": "write quicksort", "max_tokens": 100, "temperature": 0.7},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["text"] == "You said: write quicksort"
+
+
+def test_errors_map_to_openai_exceptions(server, client):
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.chat.completions.create(model="ecko", messages=[{"role": "user", "content": "x"}])
+    assert "did you mean 'echo'" in unknown.value.message
+    assert unknown.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).models.list()
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}], n=2)
+    assert "n=1" in bad.value.message
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="echo", messages=[])
+
+
+def test_langchain_chat_openai(server):
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="echo", base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
+    assert llm.invoke("hello langchain").content == "You said: hello langchain"
+    assert "".join(c.content for c in llm.stream("streamed")) == "You said: streamed"
+    bound = ChatOpenAI(model="weather", base_url=f"{server.url}/v1", api_key=KEY, max_retries=0).bind_tools([WEATHER])
+    message = bound.invoke("Weather in Paris?")
+    assert message.tool_calls[0]["name"] == "get_weather" and message.tool_calls[0]["args"] == {"city": "Paris"}
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_embedded_model(make_app, live, write_spec):
+    """No model section: the real SmolLM2 answers through the API, streamed and not."""
+    write_spec("smol", "name: Smol\ninstructions: You are a helpful assistant. Answer briefly.\n")
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0)
+    assert reply.choices[0].message.content.strip()
+    assert reply.usage.prompt_tokens > 10 and 0 < reply.usage.completion_tokens <= 24
+    chunks = list(client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Say hi."}], max_tokens=12, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
