@@ -15,7 +15,7 @@ from .. import builder as specs
 from ..errors import GPTBuilderError, InputError, SpecError
 from ..spec import BUILTIN_TOOLS, CATEGORIES
 from ..store import Store
-from .render import esc, md_text
+from .render import esc, md_text, text_block
 
 PREVIEW_CACHE = 4
 
@@ -94,7 +94,7 @@ def problems_markdown(problems: list[Any]) -> str:
     """Validation problems as a list (the messages of `gptbuilder validate`), or a ready note."""
     if not problems:
         return "✅ **Valid** — ready to save."
-    return "❌ **Fix before saving:**\n" + "\n".join(f"- {md_text(p)}" for p in problems)
+    return "❌ **Fix before saving:**\n\n" + text_block("\n".join(str(p) for p in problems))
 
 
 def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
@@ -117,7 +117,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             name = gr.Textbox(label="Name", max_lines=1)
             description = gr.Textbox(label="Description", max_lines=2)
             with gr.Row():
-                category = gr.Dropdown(label="Category", choices=list(CATEGORIES), value="qa")
+                category = gr.Dropdown(label="Category", choices=list(CATEGORIES), value="qa", allow_custom_value=True)
                 avatar = gr.Textbox(label="Avatar (emoji or image path)", max_lines=1)
                 author = gr.Textbox(label="Author", max_lines=1)
             tags = gr.Textbox(label="Tags (comma separated)", max_lines=1)
@@ -125,7 +125,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             starters = gr.Textbox(label="Conversation starters (one per line)", lines=3, max_lines=12)
             with gr.Accordion("Model", open=False):
                 with gr.Row():
-                    provider = gr.Dropdown(label="Provider", choices=provider_names(), value="local")
+                    provider = gr.Dropdown(label="Provider", choices=provider_names(), value="local", allow_custom_value=True)
                     model_name = gr.Textbox(label="Model name (empty: the embedded default)", max_lines=1)
                 with gr.Row():
                     temperature = gr.Number(label="Temperature", minimum=0, maximum=2, step=0.1, value=None)

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what formats text inside a line
 
 
 def esc(text: Any) -> str:
@@ -17,7 +17,7 @@ def esc(text: Any) -> str:
 
 def md_text(text: Any) -> str:
     """Text for Markdown shown literally: HTML escaped, Markdown punctuation backslashed."""
-    return _MD_SPECIAL.sub(r"\\\1", esc(text))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape("" if text is None else str(text), quote=False))
 
 
 def is_image_path(avatar: str | None) -> bool:
@@ -60,6 +60,11 @@ def sources_markdown(sources: list[dict[str, Any]]) -> str:
 
 def _json_block(value: Any) -> str:
     return "```json\n" + json.dumps(value, ensure_ascii=False, indent=2).replace("```", "`\u200b``") + "\n```"
+
+
+def text_block(text: str) -> str:
+    """Text shown verbatim in a fenced block (a fence inside cannot close it)."""
+    return _text_block(text)
 
 
 def _text_block(text: str) -> str:

@@ -6,6 +6,7 @@ import pytest
 
 from gptbuilder.db import Database
 from gptbuilder.history import History
+from tests.test_agent_tools import call, orders  # noqa: F401  (orders is a fixture)
 from tests.ui.conftest import text_of
 
 PARROT = (
@@ -163,3 +164,40 @@ def test_the_real_embedded_model_answers_in_the_store(write_spec, launch):
     _, client = launch()
     states = chat(client, "What is the capital of France?", "real")
     assert "Paris" in text_of(states[-1][-1]) and len(states) > 2
+
+
+def _orders_gpt(write_spec, replies):
+    import json
+
+    write_spec("acme", "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
+                       f"model: {{provider: fake, options: {{replies: {json.dumps(replies)}}}}}\n"
+                       "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n")
+
+
+def test_tool_steps_and_approvals_run_only_when_approved(write_spec, launch, orders):
+    _orders_gpt(write_spec, [call("getOrder", order_id="A1001"), call("cancelOrder", order_id="A1002"), "Order A1002 is cancelled."])
+    _, client = launch()
+    job = client.submit("Cancel A1002", "acme", api_name="/chat")
+    list(job)
+    chatbot, approval_note = job.result()[:2]
+    titles = [m["metadata"]["title"] for m in chatbot if m.get("metadata")]
+    assert titles == ["🔧 getOrder", "⏸ cancelOrder needs your approval"]
+    assert "Result" in text_of(chatbot[1]) and "A1001" in text_of(chatbot[1])
+    assert "Approval needed" in approval_note and "cancelOrder" in approval_note
+    assert "/orders/A1002/cancel" not in orders.raw_paths
+    approved = [u[0] for u in client.submit("acme", api_name="/approve")][-1]
+    assert text_of(approved[-1]) == "Order A1002 is cancelled."
+    assert orders.raw_paths.count("/orders/A1002/cancel") == 1
+    assert any(m.get("metadata", {}) and m["metadata"]["title"] == "🔧 cancelOrder" for m in approved)
+    with pytest.raises(Exception, match="nothing waiting for approval"):
+        client.predict("acme", api_name="/approve")
+
+
+def test_a_denied_call_never_runs(write_spec, launch, orders):
+    _orders_gpt(write_spec, [call("cancelOrder", order_id="A1002"), "Fine, I left it alone."])
+    _, client = launch()
+    list(client.submit("Cancel A1002", "acme", api_name="/chat"))
+    denied = [u[0] for u in client.submit("acme", api_name="/deny")][-1]
+    assert text_of(denied[-1]) == "Fine, I left it alone."
+    assert "(denied cancelOrder)" in [text_of(m) for m in denied]
+    assert "/orders/A1002/cancel" not in orders.raw_paths
