@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from pydantic import Field
 
 from gptbuilder.db import Database
+from gptbuilder.models.fake import FakeChatModel
 from gptbuilder.server import ServerConfig, create_app
 from gptbuilder.store import Store
 
@@ -30,8 +34,8 @@ def make_app(gpts_dir: Path, tmp_path: Path) -> Callable[..., FastAPI]:
     """Build the app for this test's GPTs folder (database: the test's, SQLite or the CI's PostgreSQL)."""
     apps: list[FastAPI] = []
 
-    def make(config: ServerConfig | None = None, **options: object) -> FastAPI:
-        store = Store(gpts_dir, data_dir=tmp_path / "data")
+    def make(config: ServerConfig | None = None, *, model_factory: Callable[..., object] | None = None, **options: object) -> FastAPI:
+        store = Store(gpts_dir, data_dir=tmp_path / "data", model_factory=model_factory)
         db = Database.for_data_dir(tmp_path / "data")
         app = create_app(store, db=db, config=config or ServerConfig(), **options)
         app.state.test_db = db
@@ -82,6 +86,24 @@ def live() -> Iterator[Callable[[FastAPI], LiveServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+class SlowFake(FakeChatModel):
+    """The fake model, pausing before each streamed piece and counting the pieces it produced."""
+
+    delay: float = 0.02
+    produced: list[int] = Field(default_factory=lambda: [0])
+
+    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Iterator[Any]:
+        for chunk in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
+            time.sleep(self.delay)
+            self.produced[0] += 1
+            yield chunk
+
+
+def slow_factory(model: SlowFake) -> Callable[..., object]:
+    """A Store model factory that always answers with ``model``."""
+    return lambda _config, base_dir=None: model
 
 
 @pytest.fixture

@@ -1,0 +1,246 @@
+"""The app: keys on every protected route, caps, bad input, the bounded queue, disconnects, health, metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+from fastapi.testclient import TestClient
+
+from gptbuilder.server import ServerConfig
+
+from .conftest import SlowFake, slow_factory
+
+KEY = "sk-app-test"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+
+PROTECTED = [
+    ("GET", "/v1/models", None),
+    ("GET", "/v1/models/echo", None),
+    ("POST", "/v1/chat/completions", CHAT),
+    ("POST", "/v1/completions", {"model": "echo", "prompt": "hi"}),
+    ("POST", "/v1/models/echo/completions", {"prompt": "hi"}),
+    ("GET", "/v1/usage", None),
+    ("GET", "/ready", None),
+    ("GET", "/metrics", None),
+]
+
+
+@pytest.fixture
+def client(make_app, echo):
+    return TestClient(make_app(ServerConfig(api_keys=(KEY,))))
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+def test_every_protected_route_needs_a_valid_key(client, method, path, body):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic !!!"}, {"x-api-key": "nope"}):
+        response = client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 401, (path, headers)
+        assert response.json()["error"]["type"] == "authentication_error"
+        assert "WWW-Authenticate" in response.headers
+    assert client.request(method, path, json=body, headers=AUTH).status_code == 200
+    assert client.request(method, path, json=body, headers={"x-api-key": KEY}).status_code == 200
+
+
+def test_health_and_widget_script_need_no_key(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/widget.js").status_code == 200
+
+
+def test_store_ui_is_mounted_and_asks_browsers_for_the_key(make_app, echo):
+    client = TestClient(make_app(ServerConfig(api_keys=(KEY,)), ui=True))
+    refused = client.get("/")
+    assert refused.status_code == 401 and "Basic" in refused.headers["WWW-Authenticate"]
+    page = client.get("/", auth=("anyone", KEY))
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+
+
+def test_store_ui_without_keys_is_open(make_app, echo):
+    client = TestClient(make_app(ServerConfig(), ui=True))
+    assert client.get("/").status_code == 200
+    assert client.get("/v1/models").status_code == 200
+
+
+def test_ready_and_metrics(client):
+    ready = client.get("/ready", headers=AUTH)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+    text = client.get("/metrics", headers=AUTH).text
+    assert 'gptbuilder_requests_total{route="/v1/chat/completions",status="200"} 1.0' in text
+    assert 'gptbuilder_tokens_total{kind="completion",model="echo"} 3.0' in text
+    assert "gptbuilder_request_seconds_bucket" in text and "gptbuilder_queue_depth 0.0" in text
+
+
+def test_ready_reports_a_gpt_whose_model_cannot_load(make_app, write_spec, echo):
+    write_spec("broken", "name: B\ninstructions: x\nmodel: {provider: openai, name: m, base_url: 'http://127.0.0.1:9/v1', api_key_env: NOPE_KEY}\n")
+    client = TestClient(make_app(ServerConfig()))
+    response = client.get("/ready")
+    assert response.status_code == 503 and "broken" in response.json()["problems"]
+
+
+def _error(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"model": "echo"}, "messages"),
+        ({"model": "echo", "messages": []}, "empty"),
+        ({"model": "echo", "messages": "hello"}, "messages"),
+        ({"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}, "role"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 3}, "n=1"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": 5}, "temperature"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 10_000_000}, "cap"),
+        ({"model": "echo", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "image_url"),
+        ({"model": "echo", "messages": [{"role": "assistant", "content": "x"}]}, "end with a user message"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "   "}]}, "empty"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "tools"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+    ],
+)
+def test_bad_chat_requests_are_400_with_a_clear_message(client, body, needle):
+    error = _error(client.post("/v1/chat/completions", json=body, headers=AUTH), 400)
+    assert needle in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+def test_ten_thousand_messages_are_refused(client):
+    messages = [{"role": "user", "content": "x"}] * 10_000
+    error = _error(client.post("/v1/chat/completions", json={"model": "echo", "messages": messages}, headers=AUTH), 400)
+    assert "10,000 messages" in error["message"] and error["param"] == "messages"
+
+
+def test_overlong_message_is_refused(client):
+    body = {"model": "echo", "messages": [{"role": "user", "content": "x" * 200_000}]}
+    assert "200,000 characters" in _error(client.post("/v1/chat/completions", json=body, headers=AUTH), 400)["message"]
+
+
+def test_invalid_json_is_400(client):
+    response = client.post("/v1/chat/completions", content=b'{"model": "echo", "messages": [', headers={**AUTH, "Content-Type": "application/json"})
+    assert _error(response, 400)["code"] == "invalid_json"
+
+
+def test_twenty_megabyte_body_is_413(client):
+    big = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "x" * 20_000_000}]}).encode()
+    assert "larger than" in _error(client.post("/v1/chat/completions", content=big, headers={**AUTH, "Content-Type": "application/json"}), 413)["message"]
+
+    def chunks():  # no Content-Length: the cap applies while reading
+        for start in range(0, len(big), 1_000_000):
+            yield big[start : start + 1_000_000]
+
+    _error(client.post("/v1/chat/completions", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}), 413)
+
+
+def test_unknown_model_is_404_with_did_you_mean(client):
+    error = _error(client.post("/v1/chat/completions", json={**CHAT, "model": "ecco"}, headers=AUTH), 404)
+    assert "did you mean 'echo'" in error["message"] and error["code"] == "model_not_found"
+    assert _error(client.get("/v1/models/nope", headers=AUTH), 404)["param"] == "model"
+
+
+def test_per_key_rate_limit_is_429_with_retry_after(make_app, echo):
+    client = TestClient(make_app(ServerConfig(api_keys=(KEY,), requests_per_minute_per_key=3)))
+    assert [client.get("/v1/models", headers=AUTH).status_code for _ in range(3)] == [200] * 3
+    response = client.get("/v1/models", headers=AUTH)
+    assert _error(response, 429)["type"] == "rate_limit_error"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+def test_per_ip_rate_limit_applies_without_keys(make_app, echo):
+    client = TestClient(make_app(ServerConfig(requests_per_minute_per_ip=2)))
+    assert [client.get("/v1/models").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_gpt_limits_from_the_spec(make_app, write_spec):
+    write_spec("small", "name: S\ninstructions: x\nmodel: {provider: fake}\nlimits: {requests_per_minute: 2}\n")
+    write_spec("budget", "name: B\ninstructions: x\nmodel: {provider: fake}\nlimits: {tokens_per_day: 20}\n")
+    client = TestClient(make_app(ServerConfig()))
+    ask = lambda gpt: client.post("/v1/chat/completions", json={**CHAT, "model": gpt})  # noqa: E731
+    assert [ask("small").status_code for _ in range(3)] == [200, 200, 429]
+    first = ask("budget")
+    assert first.status_code == 200 and first.json()["usage"]["total_tokens"] > 0
+    second = ask("budget")
+    if second.status_code == 200:  # the first answer may leave some of the budget
+        assert first.json()["usage"]["total_tokens"] + second.json()["usage"]["total_tokens"] >= 20
+        second = ask("budget")
+    assert "tokens for today" in _error(second, 429)["message"]
+    assert int(second.headers["Retry-After"]) > 60
+
+
+def test_full_queue_answers_503_quickly(make_app, live, echo):
+    model = SlowFake(replies=["word " * 40], delay=0.05)
+    server = live(make_app(ServerConfig(workers=1, queue_size=0), model_factory=slow_factory(model)))
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30) as busy:
+        lines = busy.iter_lines()
+        next(lines)
+        started = time.perf_counter()
+        refused = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30)
+        assert time.perf_counter() - started < 2
+        assert _error(refused, 503)["code"] == "queue_full"
+        assert refused.headers["Retry-After"] == "1"
+        list(lines)
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 200
+
+
+def test_client_disconnect_stops_generation_and_the_next_request_is_served(make_app, live, echo):
+    model = SlowFake(replies=["word " * 200], delay=0.02)
+    app = make_app(ServerConfig(workers=1, queue_size=0), model_factory=slow_factory(model))
+    server = live(app)
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30) as response:
+        lines = response.iter_lines()
+        for _ in range(5):
+            next(lines)
+    deadline = time.monotonic() + 5
+    while app.state.gptbuilder.queue.depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.state.gptbuilder.queue.depth == 0
+    stopped_at = model.produced[0]
+    time.sleep(0.3)
+    assert model.produced[0] == stopped_at < 150
+    model.replies[:] = ["short answer"]
+    reply = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).json()
+    assert reply["choices"][0]["message"]["content"] == "short answer"
+
+
+def test_concurrent_streams_never_interleave(make_app, live, echo):
+    model = SlowFake(delay=0.005)
+    server = live(make_app(ServerConfig(workers=4, queue_size=16), model_factory=slow_factory(model)))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    results: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        words = " ".join(f"w{i}-{n}" for n in range(15))
+        stream = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": words}], stream=True)
+        results[i] = (words, "".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 12
+    for words, text in results.values():
+        assert text == f"You said: {words}"
+
+
+def test_error_after_the_stream_started_is_an_error_event(make_app, live, write_spec):
+    write_spec("flaky", "name: F\ninstructions: x\nmodel: {provider: fake, options: {fail_after: 2}}\n")
+    server = live(make_app(ServerConfig()))
+    body = {"model": "flaky", "messages": [{"role": "user", "content": "one two three four"}], "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    error = json.loads(events[-2])["error"]
+    assert error["type"] == "server_error" and "failed on purpose" in error["message"]
+    assert "Traceback" not in "".join(events)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.APIError, match="failed on purpose"):
+        list(client.chat.completions.create(model="flaky", messages=body["messages"], stream=True))
