@@ -128,8 +128,13 @@
 
   function handle(event, answer) {
     if (event.type === "delta" || event.type === "done") {
+      var body = answer.querySelector(".body");
+      if (!body) {
+        answer.textContent = "";
+        body = answer.appendChild(el("div", "body"));
+      }
       answer.className = "msg assistant";
-      answer.innerHTML = event.html;  // sanitized by the server (nh3): no scripts, handlers or images
+      body.innerHTML = event.html;  // sanitized by the server (nh3): no scripts, handlers or images
     } else if (event.type === "citations") {
       var list = el("ol", "sources");
       list.setAttribute("aria-label", "Sources");
