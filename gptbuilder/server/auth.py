@@ -35,7 +35,7 @@ class KeyChecker:
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        self._keys = [k.encode("utf-8") for k in config.api_keys]
+        self._keys = [k.encode("utf-8") for k in dict.fromkeys([*config.api_keys, *config.admin_keys])]
         self._admins = [k.encode("utf-8") for k in config.admin_keys]
 
     def _match(self, presented: str, keys: list[bytes]) -> bool:

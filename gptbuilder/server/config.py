@@ -48,7 +48,7 @@ class ServerConfig:
     @property
     def auth_required(self) -> bool:
         """Keys are configured, so every protected route asks for one."""
-        return bool(self.api_keys)
+        return bool(self.api_keys or self.admin_keys)
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
