@@ -71,9 +71,7 @@ def build_ui(
             def render_shelves(text: str, chosen: str, _refresh: int) -> None:
                 found = discover.search(discover.cards(store, history, pass_rates=pass_rates), text or "", chosen)
                 if not found:
-                    broken = len(store.errors())
-                    note = f" ({broken} spec{'s' if broken != 1 else ''} failed to load — run `gptbuilder validate`)" if broken else ""
-                    gr.Markdown(f"No GPTs match.{note} Create one in the **Create** tab.")
+                    gr.Markdown("No GPTs match. Create one in the **Create** tab.")
                 for title, on_shelf in discover.shelves(found, store):
                     gr.Markdown(f"### {esc(title)}", elem_classes="gb-shelf-title")
                     with gr.Row(elem_classes="gb-shelf"):
@@ -83,6 +81,10 @@ def build_ui(
                                 button = gr.Button(f"Chat with {card.name}", size="sm", variant="primary",
                                                    key=f"open-{card.id}", elem_classes="gb-open")
                                 button.click(lambda gid=card.id: open_card(gid), None, [chat.gpt, tabs], api_name=False)
+                broken = len(store.errors())
+                if broken:
+                    gr.Markdown(f"{broken} spec{'s' if broken != 1 else ''} failed to load and {'are' if broken != 1 else 'is'} "
+                                "hidden — fix in **Create** or run `gptbuilder validate`.", elem_classes="gb-notice")
 
         def start(owner: str, request: gr.Request) -> tuple:
             owner = owner or uuid.uuid4().hex

@@ -107,21 +107,23 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     previews: dict[str, Any] = {}
     previews_lock = threading.Lock()
 
+    first = specs.Draft(gpt_id=specs.free_id("my-gpt", spec_ids(store)), name="My GPT", instructions="You are a helpful assistant.")
+    start = form_values(first)
     with gr.Row(elem_classes="gb-builder-top"):
         editing = gr.Dropdown(label="Edit a GPT", choices=spec_ids(store), value=None, allow_custom_value=False, scale=3)
         new = gr.Button("＋ New GPT", scale=1)
         fork = gr.Button("⑂ Fork", scale=1)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            gpt_id = gr.Textbox(label="Id (file name: gpts/<id>.yaml)", max_lines=1, placeholder="my-gpt")
-            name = gr.Textbox(label="Name", max_lines=1)
+            gpt_id = gr.Textbox(start[0], label="Id (file name: gpts/<id>.yaml)", max_lines=1, placeholder="my-gpt")
+            name = gr.Textbox(start[1], label="Name", max_lines=1)
             description = gr.Textbox(label="Description", max_lines=2)
             with gr.Row():
                 category = gr.Dropdown(label="Category", choices=list(CATEGORIES), value="qa", allow_custom_value=True)
                 avatar = gr.Textbox(label="Avatar (emoji or image path)", max_lines=1)
                 author = gr.Textbox(label="Author", max_lines=1)
             tags = gr.Textbox(label="Tags (comma separated)", max_lines=1)
-            instructions = gr.Textbox(label="Instructions", lines=6, max_lines=20)
+            instructions = gr.Textbox(start[7], label="Instructions", lines=6, max_lines=20)
             starters = gr.Textbox(label="Conversation starters (one per line)", lines=3, max_lines=12)
             with gr.Accordion("Model", open=False):
                 with gr.Row():
@@ -138,7 +140,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
                     file_count="multiple", file_types=sorted(specs.upload_suffixes()),
                 )
         with gr.Column(scale=2, min_width=300):
-            yaml_view = gr.Code(label="YAML (live)", language="yaml", interactive=False, lines=18)
+            yaml_view = gr.Code(first.to_yaml(), label="YAML (live)", language="yaml", interactive=False, lines=18)
             problems = gr.Markdown(elem_classes="gb-problems")
             save = gr.Button("💾 Save", variant="primary")
             status = gr.Markdown(elem_classes="gb-notice")

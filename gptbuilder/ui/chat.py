@@ -15,7 +15,7 @@ from .conversation import ChatTurns, Snapshot, pending_asks
 from .render import avatar_text, chat_messages, esc
 
 MAX_STARTERS = 12
-STARS = [("★☆☆☆☆ 1", 1), ("★★☆☆☆ 2", 2), ("★★★☆☆ 3", 3), ("★★★★☆ 4", 4), ("★★★★★ 5", 5)]
+STARS = [(f"{n} ★", n) for n in range(1, 6)]
 CONCURRENCY = 8
 
 
@@ -56,8 +56,8 @@ def build_chat(store: Store, history: History) -> ChatView:
     feedback_target = gr.State(None)
 
     with gr.Row(elem_classes="gb-chat-top"):
-        gpt = gr.Dropdown(label="GPT", choices=gpt_choices(store), value=None, allow_custom_value=True, scale=3)
-        rating = gr.Radio(label="Rate this GPT", choices=STARS, value=None, scale=2, elem_classes="gb-stars")
+        gpt = gr.Dropdown(label="GPT", choices=gpt_choices(store), value=None, allow_custom_value=True, scale=3, min_width=260)
+        rating = gr.Radio(label="Rate this GPT", choices=STARS, value=None, scale=2, min_width=260, elem_classes="gb-stars")
     header = gr.HTML(header_html(store, None), elem_classes="gb-header-wrap")
     with gr.Row(elem_classes="gb-starters"):
         starters = [gr.Button("", visible=False, size="sm", variant="secondary") for _ in range(MAX_STARTERS)]
@@ -89,14 +89,14 @@ def build_chat(store: Store, history: History) -> ChatView:
                 send_comment = gr.Button("Send feedback", size="sm", scale=1)
             with gr.Row(elem_classes="gb-input"):
                 message = gr.Textbox(
-                    show_label=False, placeholder="Message the GPT…  (Enter sends, Shift+Enter for a new line)",
-                    lines=1, max_lines=6, scale=8, autofocus=False,
+                    show_label=False, placeholder="Message the GPT…",
+                    lines=1, max_lines=6, scale=8, min_width=160, autofocus=False,
                 )
-                send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
-            with gr.Row():
-                regenerate = gr.Button("↻ Regenerate", size="sm")
-            notice = gr.Markdown(elem_classes="gb-notice")
+                send = gr.Button("Send", variant="primary", scale=0, min_width=64)
+                stop = gr.Button("Stop", variant="stop", scale=0, min_width=64)
+            with gr.Row(equal_height=True):
+                regenerate = gr.Button("↻ Regenerate", size="sm", scale=0, min_width=120)
+                notice = gr.Markdown(elem_classes="gb-notice")
 
     def conversation_choices(gpt_id: str | None, who: str) -> list[tuple[str, str]]:
         if not gpt_id:

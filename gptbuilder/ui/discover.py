@@ -12,6 +12,8 @@ from ..store import Store
 from .render import avatar_text, esc
 
 ALL = "all"
+# Shelf titles when the catalogue gives none of its own (the default catalogue titles shelves by id).
+TITLES = {"customer-service": "Customer service", "content": "Content", "coding": "Coding", "translation": "Translation", "qa": "Q&A"}
 # Hook for `gptbuilder test` results: given a GPT id, its latest pass rate (0..1) or None when never run.
 PassRateLookup = Callable[[str], float | None]
 
@@ -43,7 +45,7 @@ class Card:
 def cards(store: Store, history: History, *, pass_rates: PassRateLookup | None = None) -> list[Card]:
     """Every valid GPT as a card, in catalogue order (featured first)."""
     stats = history.stats()
-    titles = {shelf.id: shelf.title for shelf in store.catalog.categories}
+    titles = {shelf.id: shelf_title(shelf.id, shelf.title) for shelf in store.catalog.categories}
     featured = set(store.catalog.featured)
     return [_card(g, stats.get(g.id, GPTStats()), titles, g.id in featured, pass_rates) for g in store.specs()]
 
@@ -76,6 +78,11 @@ def _card(
     )
 
 
+def shelf_title(category: str, title: str) -> str:
+    """The catalogue's title for a shelf, or a readable one when it only repeats the id."""
+    return TITLES.get(category, title) if title == category else title
+
+
 def matches(card: Card, query: str, category: str | None) -> bool:
     """Whether a card passes the search (every word in its name, description or tags) and the filter."""
     if category and category != ALL and card.category != category:
@@ -98,7 +105,7 @@ def shelves(found: list[Card], store: Store) -> list[tuple[str, list[Card]]]:
     for shelf in store.catalog.categories:
         on_shelf = [c for c in found if c.category == shelf.id and not c.featured]
         if on_shelf:
-            out.append((shelf.title, on_shelf))
+            out.append((shelf_title(shelf.id, shelf.title), on_shelf))
     return out
 
 

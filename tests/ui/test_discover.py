@@ -77,4 +77,4 @@ def test_card_html_escapes_every_spec_text():
 def test_shelves_put_featured_first_and_skip_empty_ones(gpts_dir):
     store = Store(gpts_dir)
     found = [_card(id="a", category="coding", featured=True), _card(id="b", category="qa")]
-    assert [(title, [c.id for c in cards]) for title, cards in shelves(found, store)] == [("Featured", ["a"]), ("qa", ["b"])]
+    assert [(title, [c.id for c in cards]) for title, cards in shelves(found, store)] == [("Featured", ["a"]), ("Q&A", ["b"])]
