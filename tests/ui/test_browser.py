@@ -1,0 +1,102 @@
+"""The store in a real headless Chromium: open a GPT from its card, chat, see the streamed answer and its sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+RETURNS = "# Returns\n\nShoes can be returned within 30 days of delivery for a full refund.\n"
+# Records every text the last answer shows, so the test can tell a streamed answer from one that appeared at once.
+WATCH = """() => {
+  window.__answers = [];
+  const seen = () => {
+    const bots = document.querySelectorAll('.gb-chatbot .bot, .gb-chatbot [data-testid="bot"]');
+    const text = bots.length ? bots[bots.length - 1].innerText : '';
+    if (text && window.__answers[window.__answers.length - 1] !== text) window.__answers.push(text);
+  };
+  new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _knowledge(gpts_dir: Path) -> None:
+    (gpts_dir / "knowledge").mkdir(exist_ok=True)
+    (gpts_dir / "knowledge" / "returns.md").write_text(RETURNS, encoding="utf-8")
+
+
+def _open_and_ask(page, url: str, card: str, question: str) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url)
+    button = page.get_by_role("button", name=f"Chat with {card}")
+    button.wait_for(timeout=30_000)
+    button.focus()
+    page.keyboard.press("Enter")  # cards open from the keyboard
+    box = page.get_by_placeholder("Message the GPT…")
+    box.wait_for(timeout=10_000)
+    page.evaluate(WATCH)
+    box.fill(question)
+    box.press("Enter")
+    assert not dialogs, f"a script in the page ran: {dialogs}"
+
+
+def test_browser_chat_streams_an_answer_with_a_citation(browser, write_spec, gpts_dir, launch, tmp_path):
+    _knowledge(gpts_dir)
+    write_spec("acme", "name: Acme <script>alert('name')</script>\ndescription: <img src=x onerror=alert('desc')> returns\n"
+                       "category: customer-service\ninstructions: Answer from the sources.\n"
+                       "conversation_starters: ['How do returns work?']\n"
+                       "model: {provider: fake, options: {replies: ['You can return shoes within 30 days of delivery [1].']}}\n"
+                       "knowledge: {files: [knowledge/*.md], embedding_model: fake}\n")
+    demo, _ = launch()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _open_and_ask(page, demo.local_url, "Acme <script>alert('name')</script>", "How long do I have to return shoes?")
+    page.get_by_text("knowledge/returns.md").wait_for(timeout=30_000)
+    answer = page.locator(".gb-chatbot").inner_text()
+    assert "You can return shoes within 30 days of delivery [1]." in answer and "Sources" in answer
+    assert "Shoes can be returned within 30 days" in answer
+    streamed = page.evaluate("window.__answers")
+    assert len(streamed) >= 2 and streamed[0] != streamed[-1], f"the answer did not stream: {streamed}"
+    header = page.locator(".gb-header").inner_text()
+    assert "<script>alert('name')</script>" in header and "<img src=x onerror=alert('desc')>" in header
+    page.screenshot(path=str(tmp_path / "store-chat.png"), full_page=True)
+    assert (tmp_path / "store-chat.png").stat().st_size > 10_000
+
+
+def test_browser_starter_button_at_phone_width_in_dark_mode(browser, write_spec, launch, tmp_path):
+    write_spec("parrot", "name: Parrot\ndescription: Repeats you.\ninstructions: x\n"
+                         "conversation_starters: ['Say hi']\nmodel: {provider: fake}\n")
+    demo, _ = launch()
+    page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page.goto(demo.local_url + "?gpt=parrot&__theme=dark")  # a link straight to a GPT
+    page.get_by_role("button", name="Say hi").click(timeout=30_000)
+    page.get_by_text("You said: Say hi").wait_for(timeout=30_000)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    page.screenshot(path=str(tmp_path / "store-phone.png"), full_page=True)
+
+
+def test_browser_real_model_and_embeddings_answer_with_sources(browser, write_spec, gpts_dir, launch, tmp_path):
+    _knowledge(gpts_dir)
+    write_spec("shoes", "name: Shoe Returns\ndescription: Returns policy.\ninstructions: Answer from the sources in one sentence.\n"
+                        "model: {temperature: 0, max_tokens: 40}\nknowledge: {files: [knowledge/*.md]}\n")
+    demo, _ = launch()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _open_and_ask(page, demo.local_url, "Shoe Returns", "How many days do I have to return shoes?")
+    page.get_by_text("knowledge/returns.md").wait_for(timeout=120_000)
+    assert "Shoes can be returned within 30 days" in page.locator(".gb-chatbot").inner_text()
+    page.screenshot(path=str(tmp_path / "store-real.png"), full_page=True)
