@@ -88,6 +88,7 @@ def test_bad_feedback_is_refused(history, value, comment):
 def test_database_url_from_environment(monkeypatch, tmp_path):
     from gptbuilder.db import database_url
 
+    monkeypatch.delenv("GPTBUILDER_DATABASE_URL", raising=False)  # CI's PostgreSQL run sets it for every test
     assert database_url(tmp_path) == f"sqlite:///{tmp_path / 'gptbuilder.db'}"
     monkeypatch.setenv("GPTBUILDER_DATABASE_URL", "postgresql://u@localhost/db")
     assert database_url(tmp_path) == "postgresql+psycopg://u@localhost/db"
