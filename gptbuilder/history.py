@@ -227,6 +227,11 @@ class History:
             else:
                 row.stars = stars
 
+    def rating(self, gpt_id: str, *, owner: str = "") -> int | None:
+        """The stars this owner gave a GPT, or None when they have not rated it."""
+        with self.db.session() as s:
+            return s.scalars(select(RatingRow.stars).where(RatingRow.gpt_id == gpt_id, RatingRow.owner == owner)).first()
+
     def stats(self) -> dict[str, GPTStats]:
         """Per GPT: conversation count, average rating and thumbs, in three grouped queries."""
         out: dict[str, GPTStats] = {}

@@ -92,3 +92,12 @@ def test_database_url_from_environment(monkeypatch, tmp_path):
     assert database_url(tmp_path) == f"sqlite:///{tmp_path / 'gptbuilder.db'}"
     monkeypatch.setenv("GPTBUILDER_DATABASE_URL", "postgresql://u@localhost/db")
     assert database_url(tmp_path) == "postgresql+psycopg://u@localhost/db"
+
+
+def test_an_owners_own_rating_is_remembered(history):
+    assert history.rating("poet", owner="ann") is None
+    history.rate("poet", 4, owner="ann")
+    history.rate("poet", 2, owner="bob")
+    history.rate("poet", 5, owner="ann")
+    assert (history.rating("poet", owner="ann"), history.rating("poet", owner="bob")) == (5, 2)
+    assert history.rating("other", owner="ann") is None

@@ -148,7 +148,7 @@ def build_chat(store: Store, history: History) -> ChatView:
 
     def open_gpt(gpt_id: str | None, who: str) -> tuple:
         starter_texts: list[str] = []
-        rated = None
+        rated = history.rating(gpt_id, owner=who) if gpt_id else None
         if gpt_id:
             try:
                 starter_texts = list(store.get(gpt_id).spec.conversation_starters)

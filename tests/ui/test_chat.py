@@ -100,6 +100,7 @@ def test_a_gpt_can_be_rated_and_the_card_shows_it(store_client):
     store_client.predict("parrot", 2, api_name="/rate")  # the same user again: the latest counts
     card = next(c for c in store_client.predict("", "all", api_name="/gpts") if c["id"] == "parrot")
     assert (card["rating"], card["ratings"]) == (2.0, 1)
+    assert store_client.predict("parrot", api_name="/open")[1] == 2  # reopening shows your own rating
 
 
 def test_regenerate_replaces_the_last_answer(store_client):
@@ -201,3 +202,26 @@ def test_a_denied_call_never_runs(write_spec, launch, orders):
     assert text_of(denied[-1]) == "Fine, I left it alone."
     assert "(denied cancelOrder)" in [text_of(m) for m in denied]
     assert "/orders/A1002/cancel" not in orders.raw_paths
+
+
+def test_stop_keeps_the_partial_answer_in_history(write_spec, launch, tmp_path):
+    import time
+
+    write_spec("real", "name: Real\ninstructions: You are a storyteller.\nmodel: {temperature: 0, max_tokens: 400}\n")
+    _, client = launch()
+    job = client.submit("Tell me a very long story about a dragon.", "real", api_name="/chat")
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(s[0] and s[0][-1]["role"] == "assistant" and text_of(s[0][-1]) for s in job.outputs()):
+        time.sleep(0.05)
+    job.cancel()  # what the Stop button does
+    history = History(Database.for_data_dir(tmp_path / "data"))
+    deadline = time.time() + 30
+    answer = None
+    while time.time() < deadline:
+        [conversation] = history.conversations("real") or [None]
+        answer = history.messages(conversation.id)[-1] if conversation else None
+        if answer is not None and answer.extra.get("streaming") is False:
+            break
+        time.sleep(0.1)
+    assert answer is not None and answer.extra["stopped"] is True, "the stopped answer was not saved as stopped"
+    assert answer.content.strip() and answer.extra["finish_reason"] is None

@@ -64,3 +64,37 @@ def test_paused_calls_and_their_results_go_back_to_the_model_in_order():
     converted = model_messages(stored)
     assert [type(m).__name__ for m in converted] == ["HumanMessage", "AIMessage", "ToolMessage", "HumanMessage"]
     assert converted[1].tool_calls[0]["id"] == "c1" and converted[2].tool_call_id == "c1"
+
+
+class _CuratedEvent:
+    """Stands for events.Curated (the curated-answers work adds it): matched by its `type`, as the UI does."""
+
+    type = "curated"
+
+    def to_dict(self):
+        return {"type": "curated", "question": "What is your return window?", "score": 0.93}
+
+
+class _CuratedAgent:
+    def stream(self, messages, **options):
+        from gptbuilder.events import Done, TextDelta
+
+        yield _CuratedEvent()
+        yield TextDelta("30 days from delivery.")
+        yield Done("30 days from delivery.")
+
+
+class _OneAgentStore:
+    def agent(self, gpt_id):
+        return _CuratedAgent()
+
+
+def test_curated_answers_are_stored_and_marked(tmp_path):
+    from gptbuilder.ui.render import chat_messages
+
+    turns = ChatTurns(_OneAgentStore(), History(Database.for_data_dir(tmp_path / "data")))
+    last = list(turns.send("acme", None, "return window?"))[-1]
+    stored = turns.history.messages(last.conversation_id)[-1]
+    assert stored.extra["curated"]["question"] == "What is your return window?"
+    shown, _ = chat_messages([stored])
+    assert shown[-1]["content"] == "✅ *Curated answer*\n\n30 days from delivery."
