@@ -100,7 +100,7 @@ def test_a_gpt_can_be_rated_and_the_card_shows_it(store_client):
     store_client.predict("parrot", 2, api_name="/rate")  # the same user again: the latest counts
     card = next(c for c in store_client.predict("", "all", api_name="/gpts") if c["id"] == "parrot")
     assert (card["rating"], card["ratings"]) == (2.0, 1)
-    assert store_client.predict("parrot", api_name="/open")[1] == 2  # reopening shows your own rating
+    assert store_client.predict("parrot", api_name="/open")[1]["value"] == 2  # reopening shows your own rating
 
 
 def test_regenerate_replaces_the_last_answer(store_client):
