@@ -10,7 +10,7 @@ import gradio as gr
 
 from .. import builder as specs
 from ..db import Database
-from ..errors import GPTBuilderError, InputError
+from ..errors import GPTBuilderError
 from ..history import History
 from ..settings import Settings
 from ..spec import CATEGORIES
@@ -158,5 +158,5 @@ def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | N
 def _call(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except (InputError, GPTBuilderError) as exc:
+    except GPTBuilderError as exc:
         raise gr.Error(str(exc), print_exception=False) from None

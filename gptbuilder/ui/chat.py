@@ -245,8 +245,8 @@ def build_chat(store: Store, history: History) -> ChatView:
 
     opened = [header, rating, *starters, chatbot, conversation, shown_ids, conversations, approval_row, notice]
     gpt.change(open_gpt, [gpt, owner], opened, api_name="open", show_progress="hidden")
-    new_chat.click(lambda: ([], None, [], gr.update(value=None), gr.update(visible=False), ""), None,
-                   [chatbot, conversation, shown_ids, conversations, approval_row, notice], api_name="new_chat")
+    gr.on([new_chat.click, chatbot.clear], lambda: ([], None, [], gr.update(value=None), gr.update(visible=False), ""), None,
+          [chatbot, conversation, shown_ids, conversations, approval_row, notice], api_name="new_chat")
     conversations.input(resume, [conversations, gpt], [chatbot, conversation, shown_ids, approval_row, approval_text],
                         api_name="resume")
     rename.click(rename_conversation, [conversation, new_title, gpt, owner], [conversations, new_title], api_name="rename")

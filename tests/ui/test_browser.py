@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
+from gptbuilder.db import Database
+from gptbuilder.history import FeedbackRow
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -77,7 +81,7 @@ def test_browser_chat_streams_an_answer_with_a_citation(browser, write_spec, gpt
     assert (tmp_path / "store-chat.png").stat().st_size > 10_000
 
 
-def test_browser_starter_button_at_phone_width_in_dark_mode(browser, write_spec, launch, tmp_path):
+def test_browser_starter_feedback_at_phone_width_in_dark_mode(browser, write_spec, launch, tmp_path):
     write_spec("parrot", "name: Parrot\ndescription: Repeats you.\ninstructions: x\n"
                          "conversation_starters: ['Say hi']\nmodel: {provider: fake}\n")
     demo, _ = launch()
@@ -85,6 +89,12 @@ def test_browser_starter_button_at_phone_width_in_dark_mode(browser, write_spec,
     page.goto(demo.local_url + "?gpt=parrot&__theme=dark")  # a link straight to a GPT
     page.get_by_role("button", name="Say hi").click(timeout=30_000)
     page.get_by_text("You said: Say hi").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Dislike").click()
+    page.get_by_label("Tell us more (optional)").fill("Too short")
+    page.get_by_role("button", name="Send feedback").click()
+    page.get_by_text("Feedback saved").wait_for(timeout=10_000)
+    with Database.for_data_dir(tmp_path / "data").session() as session:
+        assert [(f.value, f.comment) for f in session.scalars(select(FeedbackRow))] == [(-1, "Too short")]
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     page.screenshot(path=str(tmp_path / "store-phone.png"), full_page=True)
