@@ -140,7 +140,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
                     file_count="multiple", file_types=sorted(specs.upload_suffixes()),
                 )
         with gr.Column(scale=2, min_width=300):
-            yaml_view = gr.Code(first.to_yaml(), label="YAML (live)", language="yaml", interactive=False, lines=18)
+            yaml_view = gr.Code(first.to_yaml(), label="YAML (live)", language="yaml", interactive=False, lines=18, max_lines=40)
             problems = gr.Markdown(elem_classes="gb-problems")
             save = gr.Button("💾 Save", variant="primary")
             status = gr.Markdown(elem_classes="gb-notice")
