@@ -3,9 +3,9 @@
 from gptbuilder.catalog import load_catalog
 from gptbuilder.settings import Settings
 from gptbuilder.store import Store
-from gptbuilder.ui import STORE_CSS, build_ui, store_theme
+from gptbuilder.ui import build_ui, store_css, store_theme
 
 if __name__ == "__main__":
     settings = Settings.from_env()
     store = Store(settings.gpts_dir, data_dir=settings.data_dir, catalog=load_catalog(settings.catalog_path))
-    build_ui(store).queue().launch(server_name="127.0.0.1", theme=store_theme(), css=STORE_CSS)
+    build_ui(store).queue().launch(server_name="127.0.0.1", theme=store_theme(), css=store_css())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,10 @@ from .builder import build_builder, spec_ids
 from .chat import build_chat, gpt_choices
 from .render import esc
 
-STORE_CSS = (Path(__file__).with_name("theme.css")).read_text(encoding="utf-8")
+@functools.cache
+def store_css() -> str:
+    """The store's stylesheet (theme.css); build_ui embeds it, so any way of mounting gets it."""
+    return Path(__file__).with_name("theme.css").read_text(encoding="utf-8")
 
 
 def store_theme() -> gr.themes.Base:
@@ -40,7 +44,7 @@ def build_ui(
     if history is None:
         history = History(Database.for_data_dir(data_dir))
     with gr.Blocks(title="gptbuilder — GPT store", fill_width=False) as demo:
-        gr.HTML(f"<style>{STORE_CSS}</style>", padding=False, js_on_load=None)  # styled however it is mounted
+        gr.HTML(f"<style>{store_css()}</style>", padding=False, js_on_load=None)  # styled however it is mounted
         gr.HTML(
             '<div class="gb-title"><h1>gptbuilder store</h1><p>Discover, try, create and rate GPTs.</p></div>',
             js_on_load=None,
