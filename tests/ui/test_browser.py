@@ -49,6 +49,11 @@ def _open_and_ask(page, url: str, card: str, question: str) -> None:
     page.goto(url)
     button = page.get_by_role("button", name=f"Chat with {card}")
     button.wait_for(timeout=30_000)
+    search = page.get_by_label("Search")
+    search.fill("no-gpt-is-called-this")
+    page.get_by_text("No GPTs match.").wait_for(timeout=10_000)
+    search.fill("")
+    button.wait_for(timeout=10_000)
     button.focus()
     page.keyboard.press("Enter")  # cards open from the keyboard
     box = page.get_by_placeholder("Message the GPT…")

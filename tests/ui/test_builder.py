@@ -119,3 +119,10 @@ def test_fork_copies_a_gpt_as_a_new_spec(client, gpts_dir):
     assert list(forked[:2]) == ["poet-copy", "Poet (copy)"]
     client.predict(*forked[:15], api_name="/builder_save")
     assert {c["id"] for c in client.predict("", "all", api_name="/gpts")} == {"poet", "poet-copy"}
+
+
+def test_the_preview_runs_the_draft_on_the_real_embedded_model(client):
+    draft = form(gpt_id="draft", instructions="You are a helpful assistant. Answer in one short sentence.",
+                 provider="local", temperature=0, max_tokens=30)
+    states = [u[0] for u in client.submit("What is the capital of France?", [], *draft, api_name="/builder_preview")]
+    assert "Paris" in text_of(states[-1][-1]) and len(states) > 2
