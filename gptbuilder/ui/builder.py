@@ -144,6 +144,10 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             problems = gr.Markdown(elem_classes="gb-problems")
             save = gr.Button("💾 Save", variant="primary")
             status = gr.Markdown(elem_classes="gb-notice")
+            with gr.Accordion("Edit the YAML directly (every field, comments kept; saves exactly this text)", open=False):
+                raw = gr.Code(first.to_yaml(), label="Spec YAML", language="yaml", interactive=True, lines=14, max_lines=40)
+                raw_problems = gr.Markdown(elem_classes="gb-problems")
+                raw_save = gr.Button("💾 Save this YAML")
             with gr.Accordion("Preview (unsaved draft)", open=True):
                 preview = gr.Chatbot(label="Preview", height=300, buttons=["copy"], feedback_options=None)
                 with gr.Row():
@@ -160,21 +164,25 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         text = draft.to_yaml()
         return text, problems_markdown(specs.validate(draft.gpt_id, text, store.gpts_dir))
 
-    def load(draft: specs.Draft, fingerprint: str | None, note: str) -> tuple:
+    def load(draft: specs.Draft, fingerprint: str | None, note: str, written: str | None = None) -> tuple:
         text = draft.to_yaml()
-        found = specs.validate(draft.gpt_id, text, store.gpts_dir)
-        return (*form_values(draft), hidden_fields(draft), fingerprint, text, problems_markdown(found), note, [])
+        found = problems_markdown(specs.validate(draft.gpt_id, written or text, store.gpts_dir))
+        return (*form_values(draft), hidden_fields(draft), fingerprint, text, found, note, [], written or text, found)
 
-    loaded_outputs = [*form, base, loaded_fingerprint, yaml_view, problems, status, preview]
+    loaded_outputs = [*form, base, loaded_fingerprint, yaml_view, problems, status, preview, raw, raw_problems]
 
     def open_existing(chosen: str | None) -> tuple:
         if not chosen:
             return tuple(gr.update() for _ in loaded_outputs)
+        path = store.gpts_dir / f"{chosen}.yaml"
         try:
-            draft, fingerprint = specs.open_draft(store.gpts_dir / f"{chosen}.yaml")
+            draft, fingerprint = specs.open_draft(path)
+            written = path.read_text(encoding="utf-8")
         except SpecError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return load(draft, fingerprint, f"Editing `{chosen}`.")
+        except OSError as exc:
+            raise gr.Error(f"cannot read {path.name}: {exc.strerror or exc}", print_exception=False) from None
+        return load(draft, fingerprint, f"Editing `{chosen}`.", written)
 
     def start_new() -> tuple:
         draft = specs.Draft(gpt_id=specs.free_id("my-gpt", spec_ids(store)), name="My GPT",
@@ -196,14 +204,36 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             result = specs.save(draft.gpt_id, draft.to_yaml(), store.gpts_dir, loaded_fingerprint=fingerprint)
         except SpecError as exc:
             message = "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)
-            return gr.update(), gr.update(), count, message
+            return gr.update(), gr.update(), count, message, gr.update()
         except OSError as exc:
-            return gr.update(), gr.update(), count, f"Not saved — the file is unchanged: {esc(exc.strerror or exc)}"
+            return gr.update(), gr.update(), count, f"Not saved — the file is unchanged: {esc(exc.strerror or exc)}", gr.update()
         note = f"Saved `{esc(result.path.name)}` — it is in the store now."
         if result.warning:
             gr.Warning(result.warning)
             note += f"\n\n⚠️ {md_text(result.warning)} (last write wins)."
-        return result.fingerprint, gr.update(choices=spec_ids(store), value=draft.gpt_id), count + 1, note
+        written = result.path.read_text(encoding="utf-8")
+        return result.fingerprint, gr.update(choices=spec_ids(store), value=draft.gpt_id), count + 1, note, written
+
+    def check_raw(chosen_id: str, text: str) -> str:
+        return problems_markdown(specs.validate((chosen_id or "").strip(), text or "", store.gpts_dir))
+
+    def save_raw(chosen_id: str, text: str, fingerprint: str | None, count: int) -> dict[Any, Any]:
+        chosen_id = (chosen_id or "").strip()
+        text = text or ""
+        text = text if text.endswith("\n") or not text else text + "\n"  # the code editor drops the final newline
+        try:
+            result = specs.save(chosen_id, text, store.gpts_dir, loaded_fingerprint=fingerprint)
+        except SpecError as exc:
+            return {status: "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)}
+        except OSError as exc:
+            return {status: f"Not saved — the file is unchanged: {esc(exc.strerror or exc)}"}
+        note = f"Saved `{esc(result.path.name)}` as written — it is in the store now."
+        if result.warning:
+            gr.Warning(result.warning)
+            note += f"\n\n⚠️ {md_text(result.warning)} (last write wins)."
+        reloaded = load(specs.draft_from_text(chosen_id, text), result.fingerprint, note, text)
+        return {**dict(zip(loaded_outputs, reloaded)), editing: gr.update(choices=spec_ids(store), value=chosen_id),
+                saved: count + 1}
 
     def add_uploads(files: list[Any] | None, chosen_id: str, current: str) -> tuple[str, str, None]:
         if not files:
@@ -267,8 +297,12 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     editing.input(open_existing, editing, loaded_outputs, api_name="builder_open")
     new.click(start_new, None, loaded_outputs, api_name="builder_new")
     fork.click(fork_gpt, editing, loaded_outputs, api_name="builder_fork")
-    save.click(save_draft, [base, loaded_fingerprint, saved, *form], [loaded_fingerprint, editing, saved, status],
+    save.click(save_draft, [base, loaded_fingerprint, saved, *form], [loaded_fingerprint, editing, saved, status, raw],
                api_name="builder_save")
+    raw.change(check_raw, [gpt_id, raw], raw_problems, api_name="builder_check_yaml", trigger_mode="always_last",
+               show_progress="hidden")
+    raw_save.click(save_raw, [gpt_id, raw, loaded_fingerprint, saved], {*loaded_outputs, editing, saved},
+                   api_name="builder_save_yaml")
     upload.upload(add_uploads, [upload, gpt_id, knowledge], [knowledge, status, upload], api_name="builder_upload")
     gr.on([preview_message.submit, preview_send.click], preview_reply, [preview_message, preview, base, *form],
           [preview, preview_message], api_name="builder_preview", concurrency_limit=4)

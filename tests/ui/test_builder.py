@@ -46,7 +46,7 @@ def test_validate_spec_gives_the_cli_messages(client):
 
 def test_saving_the_form_puts_the_gpt_in_the_store_without_restart(client, gpts_dir):
     assert "helper" not in [c["id"] for c in client.predict("", "all", api_name="/gpts")]
-    status = client.predict(*form(), api_name="/builder_save")[-1]
+    status = client.predict(*form(), api_name="/builder_save")[-2]
     assert "Saved `helper.yaml`" in status
     assert (gpts_dir / "helper.yaml").read_text().startswith("name: Helper\n")
     assert "helper" in [c["id"] for c in client.predict("", "all", api_name="/gpts")]
@@ -56,7 +56,7 @@ def test_saving_the_form_puts_the_gpt_in_the_store_without_restart(client, gpts_
 def test_saving_a_spec_with_errors_is_refused_and_the_file_untouched(client, gpts_dir):
     before = (gpts_dir / "poet.yaml").read_bytes()
     client.predict("poet", api_name="/builder_open")
-    status = client.predict(*form(gpt_id="poet", instructions=""), api_name="/builder_save")[-1]
+    status = client.predict(*form(gpt_id="poet", instructions=""), api_name="/builder_save")[-2]
     assert "Not saved — the file is unchanged." in status and "instructions are blank" in status
     assert (gpts_dir / "poet.yaml").read_bytes() == before
     result = client.predict("poet", "name: [unclosed", "", api_name="/save_spec")
@@ -81,9 +81,9 @@ def test_two_tabs_editing_the_same_gpt_last_write_wins_with_a_warning(launch, wr
     tab_b = Client(demo.local_url, verbose=False)
     tab_a.predict("poet", api_name="/builder_open")
     tab_b.predict("poet", api_name="/builder_open")
-    first = tab_a.predict(*form(gpt_id="poet", name="From A"), api_name="/builder_save")[-1]
+    first = tab_a.predict(*form(gpt_id="poet", name="From A"), api_name="/builder_save")[-2]
     assert "Saved" in first and "changed elsewhere" not in first
-    second = tab_b.predict(*form(gpt_id="poet", name="From B"), api_name="/builder_save")[-1]
+    second = tab_b.predict(*form(gpt_id="poet", name="From B"), api_name="/builder_save")[-2]
     assert "Saved" in second and "changed elsewhere" in second and "last write wins" in second
     assert specs.validate("poet", (gpts_dir / "poet.yaml").read_text(), gpts_dir) == []
     assert "name: From B" in (gpts_dir / "poet.yaml").read_text()
@@ -126,3 +126,19 @@ def test_the_preview_runs_the_draft_on_the_real_embedded_model(client):
                  provider="local", temperature=0, max_tokens=30)
     states = [u[0] for u in client.submit("What is the capital of France?", [], *draft, api_name="/builder_preview")]
     assert "Paris" in text_of(states[-1][-1]) and len(states) > 2
+
+
+def test_the_yaml_editor_saves_the_text_as_written(client, gpts_dir):
+    opened = client.predict("poet", api_name="/builder_open")
+    assert EXISTING.rstrip("\n") in opened  # the editor starts from the file itself, not a re-dump
+    commented = "# my favourite\n" + EXISTING.replace("Writes poems.", "Writes haiku.") + "widget: {allowed_origins: ['https://a.example']}\n"
+    problems = client.predict("poet", commented, api_name="/builder_check_yaml")
+    assert "Valid" in problems
+    client.predict("poet", commented.rstrip("\n"), api_name="/builder_save_yaml")
+    assert (gpts_dir / "poet.yaml").read_text() == commented
+    assert client.predict("poet", api_name="/gpt")["description"] == "Writes haiku."
+    broken = commented.replace("instructions: Write poems.\n", "")
+    assert "give the GPT 'instructions'" in client.predict("poet", broken, api_name="/builder_check_yaml")
+    result = client.predict("poet", broken, api_name="/builder_save_yaml")
+    assert any("Not saved — the file is unchanged." in str(value) for value in result)
+    assert (gpts_dir / "poet.yaml").read_text() == commented
