@@ -60,6 +60,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         queue.shutdown()
+        state.ledger.close()
 
     app = FastAPI(
         title="gptbuilder",

@@ -28,8 +28,8 @@ def _state(request: Request) -> ServerState:
     return request.app.state.gptbuilder
 
 
-def authorized(request: Request) -> Caller:
-    """Dependency: a valid key (when keys are configured) within its rate limits."""
+async def authorized(request: Request) -> Caller:
+    """Dependency: a valid key (when keys are configured) within its rate limits (no I/O: stays on the loop)."""
     return _state(request).caller(request)
 
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import anyio
+
 from ..events import Event
 from .errors import APIError
 
@@ -108,8 +110,10 @@ class ModelQueue:
                 yield item  # type: ignore[misc]
         finally:
             stop.set()
-            if future.done():
-                future.result()
+            # Wait for the worker to notice (after at most one more token), so the place this request
+            # held is free only when its generation really stopped.
+            with anyio.CancelScope(shield=True):  # a disconnect cancels this task again and again (anyio)
+                await future
 
     def shutdown(self) -> None:
         """Stop taking work; running generations finish in the background."""

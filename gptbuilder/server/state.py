@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..agent import Agent
@@ -104,7 +103,7 @@ class ServerState:
         self.metrics.tokens.labels(agent.id, "prompt").inc(usage.prompt_tokens)
         self.metrics.tokens.labels(agent.id, "completion").inc(usage.completion_tokens)
         self.limiter.add_tokens(agent.id, agent.loaded.spec.limits, usage.total_tokens)
-        await run_in_threadpool(self.ledger.record, caller.key_id, agent.id, usage)
+        self.ledger.add(caller.key_id, agent.id, usage)
 
 
 def _stream(agent: Agent, messages: Any, options: dict[str, Any]) -> Iterator[Event]:

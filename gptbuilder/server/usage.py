@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -12,6 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import Base, Database
 from ..events import Usage
 from .config import Price
+
+logger = logging.getLogger("gptbuilder.server")
 
 
 class UsageRow(Base):
@@ -54,19 +58,76 @@ class UsageLine:
 
 
 class UsageLedger:
-    """Adds to and reads the usage table; increments are atomic, so replicas can count side by side."""
+    """Adds to and reads the usage table; increments are atomic, so replicas can count side by side.
 
-    def __init__(self, db: Database, *, prices: dict[str, Price] | None = None):
+    `add` only buffers (a database commit per request would cost more than the request); a background
+    thread writes the sums every ``flush_seconds``, and `lines` and `close` write them first.
+    """
+
+    def __init__(self, db: Database, *, prices: dict[str, Price] | None = None, flush_seconds: float = 1.0):
         self.db = db
         self.prices = prices or {}
+        self.flush_seconds = flush_seconds
+        self._pending: dict[tuple[date, str, str], list[int]] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, key_id: str, gpt_id: str, usage: Usage) -> None:
+        """Count one request and its tokens soon (buffered)."""
+        key = (datetime.now(UTC).date(), key_id, gpt_id)
+        with self._lock:
+            sums = self._pending.setdefault(key, [0, 0, 0])
+            sums[0] += 1
+            sums[1] += usage.prompt_tokens
+            sums[2] += usage.completion_tokens
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="gptbuilder-usage", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_seconds)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the sums stay pending; the next round retries
+                logger.exception("could not write usage; will retry")
+
+    def flush(self) -> None:
+        """Write the buffered sums."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            try:
+                for (day, key_id, gpt_id), (requests, prompt, completion) in list(pending.items()):
+                    self._increment(day, key_id, gpt_id, requests, prompt, completion)
+                    del pending[(day, key_id, gpt_id)]
+            finally:
+                if pending:  # put back what was not written
+                    with self._lock:
+                        for key, sums in pending.items():
+                            mine = self._pending.setdefault(key, [0, 0, 0])
+                            for i in range(3):
+                                mine[i] += sums[i]
+
+    def close(self) -> None:
+        """Write what is buffered and stop the background writer."""
+        self._closed = True
+        self._wake.set()
+        self.flush()
 
     def record(self, key_id: str, gpt_id: str, usage: Usage, *, day: date | None = None) -> None:
-        """Count one request and its tokens."""
+        """Count one request and its tokens now."""
         day = day or datetime.now(UTC).date()
+        self._increment(day, key_id, gpt_id, 1, usage.prompt_tokens, usage.completion_tokens)
+
+    def _increment(self, day: date, key_id: str, gpt_id: str, requests: int, prompt: int, completion: int) -> None:
         values = {
-            "requests": UsageRow.requests + 1,
-            "prompt_tokens": UsageRow.prompt_tokens + usage.prompt_tokens,
-            "completion_tokens": UsageRow.completion_tokens + usage.completion_tokens,
+            "requests": UsageRow.requests + requests,
+            "prompt_tokens": UsageRow.prompt_tokens + prompt,
+            "completion_tokens": UsageRow.completion_tokens + completion,
         }
         match = (UsageRow.day == day, UsageRow.key_id == key_id, UsageRow.gpt_id == gpt_id)
         for _ in range(3):  # two replicas may insert the day's first row at once: the loser updates instead
@@ -79,9 +140,9 @@ class UsageLedger:
                             day=day,
                             key_id=key_id,
                             gpt_id=gpt_id,
-                            requests=1,
-                            prompt_tokens=usage.prompt_tokens,
-                            completion_tokens=usage.completion_tokens,
+                            requests=requests,
+                            prompt_tokens=prompt,
+                            completion_tokens=completion,
                         )
                     )
                 return
@@ -91,6 +152,7 @@ class UsageLedger:
 
     def lines(self, *, key_id: str | None = None, start: date | None = None, end: date | None = None) -> list[UsageLine]:
         """Usage rows, newest day first; one key's when ``key_id`` is given, else everyone's (admin view)."""
+        self.flush()
         query = select(UsageRow).order_by(UsageRow.day.desc(), UsageRow.gpt_id, UsageRow.key_id)
         if key_id is not None:
             query = query.where(UsageRow.key_id == key_id)

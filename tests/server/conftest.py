@@ -45,6 +45,7 @@ def make_app(gpts_dir: Path, tmp_path: Path) -> Callable[..., FastAPI]:
     yield make
     for app in apps:
         app.state.gptbuilder.queue.shutdown()
+        app.state.gptbuilder.ledger.close()
         app.state.test_db.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 
 import pytest
@@ -52,6 +53,24 @@ def test_concurrent_records_lose_nothing(db):
         t.join()
     [line] = ledger.lines(key_id="key_c")
     assert (line.requests, line.prompt_tokens, line.completion_tokens) == (40, 80, 40)
+
+
+def test_buffered_adds_are_written_by_the_background_writer(db):
+    ledger = UsageLedger(db, flush_seconds=0.05)
+    db.create_schema()
+    for _ in range(5):
+        ledger.add("key_d", "echo", Usage(3, 2))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with db.engine.connect() as connection:
+            written = connection.execute(text("select requests, prompt_tokens, completion_tokens from api_usage")).all()
+        if written:
+            break
+        time.sleep(0.05)
+    assert [tuple(row) for row in written] == [(5, 15, 10)]
+    ledger.add("key_d", "echo", Usage(1, 1))
+    assert ledger.lines(key_id="key_d")[0].requests == 6  # reading writes what is buffered first
+    ledger.close()
 
 
 def test_usage_views_and_no_key_stored(make_app, echo):

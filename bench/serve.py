@@ -1,0 +1,215 @@
+"""`gptbuilder serve` throughput and concurrency, against baselines measured in the same run.
+
+    python bench/serve.py [--requests 600] [--concurrency 8] [--streams 16] [--max-tokens 48] [--strict]
+
+1. Overhead: requests/s and p50/p99 latency of POST /v1/chat/completions on a fake-model GPT (auth,
+   rate limits, queue, usage row in SQLite, metrics — everything a real request pays) against a bare
+   FastAPI endpoint returning the same JSON. Each app runs in its own uvicorn process; the client keeps
+   ``--concurrency`` requests in flight. Target: >= 0.5x the bare endpoint's requests/s.
+2. Concurrency on the embedded model (SmolLM2-135M, llama.cpp): each of ``--streams`` prompts is first
+   streamed alone, one after another (single-stream tokens/s and the reference answers, temperature 0),
+   then all at once. Targets: all complete; every concurrent answer equals its solo answer (no token of
+   one stream lands in another); aggregate tokens/s >= 0.9x a single stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from fastapi import Request  # module level: FastAPI resolves the endpoint's (string) annotations here
+from fastapi.responses import Response
+
+FAKE_SPEC = "name: Bench\ninstructions: Be brief.\nmodel: {provider: fake, options: {replies: ['The answer is forty-two, as always.']}}\n"
+REAL_SPEC = "name: Smol\ninstructions: You are a helpful assistant. Answer in one or two sentences.\n"
+TOPICS = [
+    "the sea", "mountains", "coffee", "bicycles", "the moon", "libraries", "rain", "trains",
+    "gardens", "music", "bread", "winter", "bees", "maps", "clocks", "rivers",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve_gptbuilder(port: int, gpts: str, data: str) -> None:
+    import uvicorn
+
+    from gptbuilder.server import ServerConfig, create_app
+    from gptbuilder.store import Store
+
+    config = ServerConfig(requests_per_minute_per_ip=10**9, workers=4, queue_size=64)
+    app = create_app(Store(gpts, data_dir=data), config=config)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _serve_bare(port: int, body: str) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    payload = body.encode()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        await request.json()
+        return Response(payload, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _start(target, *args) -> tuple[multiprocessing.Process, str]:
+    port = _free_port()
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(port, *args), daemon=True)
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health" if target is _serve_gptbuilder else f"{url}/docs", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+async def _load(url: str, body: dict, total: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = list(range(total))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def worker() -> None:
+            while queue:
+                queue.pop()
+                started = time.perf_counter()
+                response = await client.post("/v1/chat/completions", json=body)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total / (time.perf_counter() - started), latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+def overhead(args: argparse.Namespace, folder: Path) -> float:
+    """Part 1: gptbuilder vs bare FastAPI on the same JSON."""
+    gpts = folder / "gpts"
+    gpts.mkdir()
+    (gpts / "bench.yaml").write_text(FAKE_SPEC, encoding="utf-8")
+    body = {"model": "bench", "messages": [{"role": "user", "content": "What is the answer?"}]}
+    ours, url = _start(_serve_gptbuilder, str(gpts), str(folder / "data"))
+    sample = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).json()
+    bare, bare_url = _start(_serve_bare, json.dumps(sample))
+    results = {}
+    try:
+        for name, target in (("bare", bare_url), ("gptbuilder", url)):
+            asyncio.run(_load(target, body, max(50, args.requests // 10), args.concurrency))  # warm-up
+        for name, target in (("bare", bare_url), ("gptbuilder", url)):
+            results[name] = asyncio.run(_load(target, body, args.requests, args.concurrency))
+    finally:
+        ours.terminate()
+        bare.terminate()
+    print(f"1. /v1/chat/completions, fake model, {args.requests} requests, {args.concurrency} in flight")
+    for name, (rps, lat) in results.items():
+        print(f"   {name:<11} {rps:8.1f} req/s   p50 {_pct(lat, 50):6.1f} ms   p99 {_pct(lat, 99):6.1f} ms")
+    ratio = results["gptbuilder"][0] / results["bare"][0]
+    print(f"   ratio {ratio:.2f}x the bare endpoint (target >= 0.5x)")
+    return ratio
+
+
+async def _stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> tuple[str, int, float]:
+    body = {
+        "model": "smol",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": 7,
+    }
+    parts: list[str] = []
+    tokens = 0
+    started = time.perf_counter()
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            if chunk["choices"]:
+                parts.append(chunk["choices"][0]["delta"].get("content") or "")
+            elif chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return "".join(parts), tokens, time.perf_counter() - started
+
+
+async def _concurrency(url: str, prompts: list[str], max_tokens: int) -> tuple[list, list, float]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        await _stream(client, "Hello!", 8)  # load the weights before timing
+        solo = [await _stream(client, p, max_tokens) for p in prompts]
+        started = time.perf_counter()
+        together = await asyncio.gather(*(_stream(client, p, max_tokens) for p in prompts))
+        return solo, list(together), time.perf_counter() - started
+
+
+def embedded(args: argparse.Namespace, folder: Path) -> tuple[bool, bool, float]:
+    """Part 2: concurrent streams on the embedded model."""
+    gpts = folder / "gpts-real"
+    gpts.mkdir()
+    (gpts / "smol.yaml").write_text(REAL_SPEC, encoding="utf-8")
+    server, url = _start(_serve_gptbuilder, str(gpts), str(folder / "data-real"))
+    prompts = [f"Write one sentence about {TOPICS[i % len(TOPICS)]}." for i in range(args.streams)]
+    try:
+        solo, together, wall = asyncio.run(_concurrency(url, prompts, args.max_tokens))
+    finally:
+        server.terminate()
+    single = statistics.mean(tokens / seconds for _, tokens, seconds in solo)
+    aggregate = sum(tokens for _, tokens, _ in together) / wall
+    complete = all(tokens > 0 for _, tokens, _ in together) and len(together) == len(prompts)
+    same = [a[0] == b[0] for a, b in zip(solo, together)]
+    print(f"2. embedded SmolLM2-135M, {args.streams} concurrent streams of up to {args.max_tokens} tokens")
+    print(f"   single stream {single:7.1f} tokens/s   {args.streams} at once: {aggregate:7.1f} tokens/s aggregate in {wall:.1f} s")
+    print(f"   all complete: {complete}   each equals its solo answer: {sum(same)}/{len(same)}")
+    print(f"   ratio {aggregate / single:.2f}x a single stream (target >= 0.9x)")
+    return complete, all(same), aggregate / single
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--only", choices=("overhead", "embedded"), help="run one part")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "overhead"):
+            ok = overhead(args, Path(tmp)) >= 0.5
+        if args.only in (None, "embedded"):
+            complete, clean, stream_ratio = embedded(args, Path(tmp))
+            ok = ok and complete and clean and stream_ratio >= 0.9
+    print("all targets met" if ok else "a target was missed")
+    return 0 if ok or not args.strict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
