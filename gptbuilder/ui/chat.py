@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,8 @@ def build_chat(store: Store, history: History) -> ChatView:
     def approval_updates(asks: list[dict[str, Any]]) -> tuple[Any, str]:
         if not asks:
             return gr.update(visible=False), ""
-        names = ", ".join(f"`{a['name']}`" for a in asks)
+        calls = (f"{a['name']}({', '.join(f'{k}={json.dumps(v, ensure_ascii=False)}' for k, v in a['arguments'].items())})" for a in asks)
+        names = ", ".join(f"`{call.replace('`', chr(39))}`" for call in calls)
         return gr.update(visible=True), f"**Approval needed** — {names} wants to run. Nothing runs unless you approve."
 
     def view(snapshot: Snapshot, who: str, gpt_id: str) -> tuple:

@@ -184,7 +184,7 @@ def test_tool_steps_and_approvals_run_only_when_approved(write_spec, launch, ord
     titles = [m["metadata"]["title"] for m in chatbot if m.get("metadata")]
     assert titles == ["🔧 getOrder", "⏸ cancelOrder needs your approval"]
     assert "Result" in text_of(chatbot[1]) and "A1001" in text_of(chatbot[1])
-    assert "Approval needed" in approval_note and "cancelOrder" in approval_note
+    assert "Approval needed" in approval_note and '`cancelOrder(order_id="A1002")`' in approval_note
     assert "/orders/A1002/cancel" not in orders.raw_paths
     approved = [u[0] for u in client.submit("acme", api_name="/approve")][-1]
     assert text_of(approved[-1]) == "Order A1002 is cancelled."
