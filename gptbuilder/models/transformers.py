@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.messages.utils import convert_to_openai_messages
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import LocalChatModel, final_chunk
+from .base import Decoded, LocalChatModel
 from .registry import DEFAULT_CONTEXT_WINDOW, Provider
+from .tool_routing import ROUTING_OPTIONS, routing_fields, routing_problems
 
 if TYPE_CHECKING:
     from ..spec import ModelConfig
 
 INSTALL_HINT = "pip install 'gptbuilder[gpu]'"
-OPTIONS = ("device", "dtype", "trust_remote_code")
+OPTIONS = ("device", "dtype", "trust_remote_code", *sorted(ROUTING_OPTIONS))
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # Some configs claim context windows of millions of tokens; attention cost grows with what we let in.
 MAX_AUTO_CONTEXT = 32_768
@@ -43,6 +42,8 @@ class _Runtime:
     lock: threading.Lock
     context_window: int
     eos_ids: frozenset[int]
+    grammars: dict[str, Any] = field(default_factory=dict)  # JSON schema text -> compiled xgrammar grammar
+    compiler: Any = None
 
 
 _runtimes: dict[tuple, _Runtime] = {}
@@ -127,6 +128,7 @@ def check_options(options: dict[str, Any]) -> list[str]:
     trust = options.get("trust_remote_code")
     if trust is not None and not isinstance(trust, bool):
         problems.append(f"trust_remote_code: {trust!r} must be true or false")
+    problems.extend(f"{name.removeprefix('options.')}: {message}" for name, message in routing_problems(options))
     return problems
 
 
@@ -279,9 +281,9 @@ class ChatTransformers(LocalChatModel):
         tokenizer = self.runtime.tokenizer
         return sum(len(tokenizer.encode(m.text, add_special_tokens=False)) + _MESSAGE_OVERHEAD for m in messages)
 
-    def _encode(self, messages: Sequence[BaseMessage]) -> Any:
+    def _encode(self, chat: list[dict[str, Any]]) -> Any:
         tokenizer = self.runtime.tokenizer
-        chat = convert_to_openai_messages(list(messages), text_format="string")
+        chat = [dict(m) for m in chat]
         if not getattr(tokenizer, "chat_template", None):
             # Base models ship no template; a plain transcript still lets them continue the text.
             prompt = "".join(f"{m['role']}: {m.get('content') or ''}\n" for m in chat) + "assistant:"
@@ -316,31 +318,37 @@ class ChatTransformers(LocalChatModel):
             kwargs.update(stop_strings=params["stop"], tokenizer=tokenizer)
         return kwargs
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+    def _grammar_processor(self, runtime: _Runtime, schema: dict[str, Any]) -> Any:
+        """A logits processor holding generation to ``schema`` (xgrammar; grammars cached per schema)."""
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError as exc:
+            raise ModelError(f"constrained decoding on transformers needs xgrammar: `{INSTALL_HINT}` ({exc})") from exc
+        key = json.dumps(schema, sort_keys=True)
+        if key not in runtime.grammars:
+            if runtime.compiler is None:
+                vocab = getattr(runtime.model.config, "vocab_size", None) or len(runtime.tokenizer)
+                info = xgrammar.TokenizerInfo.from_huggingface(runtime.tokenizer, vocab_size=vocab)
+                runtime.compiler = xgrammar.GrammarCompiler(info)
+            runtime.grammars[key] = runtime.compiler.compile_json_schema(key)
+        return LogitsProcessor(runtime.grammars[key])  # one per generate() call: it keeps matcher state
 
-        if kwargs.get("tools"):
-            raise ModelError(
-                f"{self._model_name()}: the transformers backend cannot call tools yet (constrained decoding for it "
-                "is still to come); use provider local (GGUF) or openai (e.g. vLLM) for GPTs with tools"
-            )
+    def _decode(
+        self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
+    ) -> Generator[str, None, Decoded]:
+        from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
+
         runtime = self.runtime
-        params = self.sampling_params(stop, kwargs)
         stops: list[str] = params["stop"]
         completion_tokens = 0
         finish_reason = "stop"
         with runtime.lock:
             try:
-                inputs = self._encode(messages).to(runtime.model.device)
+                inputs = self._encode(chat).to(runtime.model.device)
             except Exception as exc:  # a checkpoint's own Jinja template can fail in any way
                 raise ModelError(
-                    f"{self._model_name()}: its chat template could not format the conversation: {_short(exc)}"
+                    f"{self.model_name()}: its chat template could not format the conversation: {_short(exc)}"
                 ) from exc
             prompt_tokens = int(inputs["input_ids"].shape[-1])
             streamer = TextIteratorStreamer(runtime.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -352,6 +360,8 @@ class ChatTransformers(LocalChatModel):
                 "streamer": streamer,
                 "stopping_criteria": StoppingCriteriaList([_cancel_criteria(cancel)]),
             }
+            if schema is not None:
+                generate_kwargs["logits_processor"] = LogitsProcessorList([self._grammar_processor(runtime, schema)])
 
             def run() -> None:
                 try:
@@ -375,22 +385,18 @@ class ChatTransformers(LocalChatModel):
                     text, pending, stopped = _split_at_stop(pending, stops)
                     if text:
                         completion_tokens += 1
-                        if run_manager:
-                            run_manager.on_llm_new_token(text)
-                        yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                        yield text
                     if stopped:
                         break
                 if pending and not stopped:
                     completion_tokens += 1
-                    if run_manager:
-                        run_manager.on_llm_new_token(pending)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=pending))
+                    yield pending
             finally:
                 cancel.set()
                 thread.join()
             if "error" in result:
                 exc = result["error"]
-                raise ModelError(f"{self._model_name()}: generation failed: {_short(exc)}") from exc
+                raise ModelError(f"{self.model_name()}: generation failed: {_short(exc)}") from exc
             output = result.get("output")
             if output is not None:
                 sequence = output[0] if getattr(output, "ndim", 1) > 1 else output
@@ -399,9 +405,10 @@ class ChatTransformers(LocalChatModel):
                 ended_on_eos = bool(generated) and generated[-1] in runtime.eos_ids
                 if not stopped and not ended_on_eos and completion_tokens >= int(params["max_tokens"]):
                     finish_reason = "length"
-        yield final_chunk(prompt_tokens, completion_tokens, finish_reason, self._model_name())
+        return Decoded(prompt_tokens, completion_tokens, finish_reason)
 
-    def _model_name(self) -> str:
+    def model_name(self) -> str:
+        """The hub id, or the folder/file name of a local model."""
         return Path(self.model).name if _is_local(self.model) else self.model
 
 
@@ -441,6 +448,7 @@ class TransformersProvider(Provider):
             "dtype": options.get("dtype"),
             "trust_remote_code": bool(options.get("trust_remote_code", False)),
             "max_context": config.context_window,
+            **routing_fields(options),
             "stop": list(config.stop),
             "seed": config.seed,
         }

@@ -258,16 +258,53 @@ def test_compile_agent_over_a_spec_answers(tmp_path, smollm2_hf_dir):
 
 
 
-def test_tools_on_the_transformers_backend_are_refused_clearly(tmp_path):
+def _order_tools():
     from langchain_core.tools import tool
 
     @tool
-    def ping(text: str) -> str:
-        """Echo text."""
-        return text
+    def get_order(order_id: str) -> str:
+        """Look up a shop order by its id (like A1001) and return its status."""
+        return order_id
 
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")  # refused before any weights load
-    model = get_provider("transformers").create(ModelConfig(provider="transformers", name="model"), base_dir=tmp_path)
-    with pytest.raises(ModelError, match="cannot call tools yet"):
-        model.bind_tools([ping]).invoke("hi")
+    @tool
+    def multiply(a: float, b: float) -> float:
+        """Multiply two numbers."""
+        return a * b
+
+    return [get_order, multiply]
+
+
+def test_tool_calls_are_decoded_under_a_grammar(model):
+    """xgrammar holds the reply to the tool's argument schema: a routed call comes back as a valid tool call."""
+    bound = model.bind_tools(_order_tools())
+    reply = bound.invoke("Where is my order A1001?", max_tokens=40)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("get_order", {"order_id": "A1001"})]
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_the_model_deciding_alone_still_replies_in_the_schema(model):
+    """With routing off, the whole reply (answer or call) is constrained: it always parses."""
+    import json
+
+    from gptbuilder.models.tool_calling import openai_tools, reply_schema
+
+    tools = _order_tools()
+    bound = model.bind_tools(tools)
+    for prompt in ("Hello!", "multiply 3 by 4"):
+        reply = bound.invoke(prompt, max_tokens=60, tool_routing="model")
+        if reply.tool_calls:
+            call = reply.tool_calls[0]
+            assert call["name"] in {"get_order", "multiply"}
+        else:
+            assert reply.text and not reply.text.lstrip().startswith("{"), "an answer is text, not raw JSON"
+    schema = reply_schema(openai_tools(tools))
+    processor = model._grammar_processor(model.runtime, schema)
+    assert processor.compiled_grammars, "the schema compiles to a grammar for this tokenizer"
+    assert json.dumps(schema, sort_keys=True) in model.runtime.grammars, "compiled once, then cached"
+
+
+def test_small_talk_is_answered_as_plain_streamed_text(model):
+    bound = model.bind_tools(_order_tools())
+    chunks = [c.text for c in bound.stream("Hello! How are you?", max_tokens=20)]
+    assert len([c for c in chunks if c]) > 1, "answers stream token by token"
+    assert not "".join(chunks).lstrip().startswith("{")
