@@ -11,6 +11,7 @@ measures it against letting the model choose.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,12 +36,17 @@ class Route:
     score: float
 
 
+def _words(name: str) -> str:
+    """`get_order`, `getOrder` and `get-order` as "get order"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").replace("-", " ").lower()
+
+
 def tool_text(tool: OpenAITool) -> str:
     """What a tool is about, as text to embed: its name in words, description and parameter docs."""
     function = tool["function"]
-    parts = [function["name"].replace("_", " "), function.get("description", "")]
+    parts = [_words(function["name"]), function.get("description", "")]
     for name, spec in ((function.get("parameters") or {}).get("properties") or {}).items():
-        parts.append(f"{name.replace('_', ' ')}: {spec.get('description', '')}".strip(" :"))
+        parts.append(f"{_words(name)}: {spec.get('description', '')}".strip(" :"))
     return ". ".join(p.strip() for p in parts if p and p.strip())
 
 

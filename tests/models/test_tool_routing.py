@@ -38,6 +38,8 @@ def test_tool_text_names_the_tool_and_its_arguments():
     text = tool_text(TOOLS[1])
     assert text.startswith("convert currency. Convert an amount")
     assert "from currency" in text and "to currency" in text
+    camel = {"function": {"name": "getOrderStatus", "parameters": {"properties": {"orderId": {"description": "The id."}}}}}
+    assert tool_text(camel) == "get order status. order id: The id."
 
 
 def test_router_picks_the_closest_tool_above_the_threshold_and_caches_tool_vectors():
