@@ -15,7 +15,8 @@ from .. import builder as specs
 from ..errors import GPTBuilderError, InputError, SpecError
 from ..spec import BUILTIN_TOOLS, CATEGORIES
 from ..store import Store
-from .render import esc, md_text, text_block
+from .conversation import Answer
+from .render import answer_content, esc, md_text, step_messages, text_block
 
 PREVIEW_CACHE = 4
 
@@ -104,6 +105,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     base = gr.State({})
     loaded_fingerprint = gr.State(None)
     saved = gr.State(0)
+    preview_turns = gr.State([])  # the preview's conversation as the model saw it (no sources or notes)
     previews: dict[str, Any] = {}
     previews_lock = threading.Lock()
 
@@ -167,9 +169,9 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     def load(draft: specs.Draft, fingerprint: str | None, note: str, written: str | None = None) -> tuple:
         text = draft.to_yaml()
         found = problems_markdown(specs.validate(draft.gpt_id, written or text, store.gpts_dir))
-        return (*form_values(draft), hidden_fields(draft), fingerprint, text, found, note, [], written or text, found)
+        return (*form_values(draft), hidden_fields(draft), fingerprint, text, found, note, [], written or text, found, [])
 
-    loaded_outputs = [*form, base, loaded_fingerprint, yaml_view, problems, status, preview, raw, raw_problems]
+    loaded_outputs = [*form, base, loaded_fingerprint, yaml_view, problems, status, preview, raw, raw_problems, preview_turns]
 
     def open_existing(chosen: str | None) -> tuple:
         if not chosen:
@@ -253,7 +255,9 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             notes.append(f"Added `{relative}`.")
         return "\n".join(added), "\n\n".join(notes), None
 
-    def preview_reply(text: str, chat: list[dict[str, Any]], base_fields: dict[str, Any], *values: Any) -> Iterator[tuple]:
+    def preview_reply(
+        text: str, chat: list[dict[str, Any]], turns: list[dict[str, str]], base_fields: dict[str, Any], *values: Any
+    ) -> Iterator[tuple]:
         if not (text or "").strip():
             raise gr.Error("Type a message to try the draft.", print_exception=False)
         draft = draft_from_form(base_fields, list(values))
@@ -262,20 +266,20 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             agent = _preview_agent(draft.gpt_id, spec_text)
         except GPTBuilderError as exc:
             raise gr.Error(f"The draft cannot run yet:\n{exc}", print_exception=False) from None
-        from ..events import TextDelta
+        turns = [*(turns or []), {"role": "user", "content": text}]
+        shown = [*chat, {"role": "user", "content": text}]
+        answer = Answer()
 
-        chat = [*chat, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        conversation = [{"role": m["role"], "content": _plain(m["content"])} for m in chat[:-1] if not m.get("metadata")]
-        answer = ""
+        def view() -> list[dict[str, Any]]:
+            return [*shown, *step_messages(answer.steps), {"role": "assistant", "content": answer_content(answer.text, answer.extra())}]
+
         try:
-            for event in agent.stream(conversation):
-                if isinstance(event, TextDelta):
-                    answer += event.text
-                    chat[-1] = {"role": "assistant", "content": answer}
-                    yield chat, ""
+            for event in agent.stream(turns):
+                answer.feed(event)
+                yield view(), "", turns
         except GPTBuilderError as exc:
-            chat[-1] = {"role": "assistant", "content": f"{answer}\n\n⚠️ *The answer stopped: {md_text(exc)}*"}
-        yield chat, ""
+            answer.error = str(exc)
+        yield view(), "", [*turns, {"role": "assistant", "content": answer.text}]
 
     def _preview_agent(draft_id: str, spec_text: str) -> Any:
         key = hashlib.sha256(f"{draft_id}\n{spec_text}".encode()).hexdigest()
@@ -304,16 +308,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     raw_save.click(save_raw, [gpt_id, raw, loaded_fingerprint, saved], {*loaded_outputs, editing, saved},
                    api_name="builder_save_yaml")
     upload.upload(add_uploads, [upload, gpt_id, knowledge], [knowledge, status, upload], api_name="builder_upload")
-    gr.on([preview_message.submit, preview_send.click], preview_reply, [preview_message, preview, base, *form],
-          [preview, preview_message], api_name="builder_preview", concurrency_limit=4)
+    gr.on([preview_message.submit, preview_send.click], preview_reply, [preview_message, preview, preview_turns, base, *form],
+          [preview, preview_message, preview_turns], api_name="builder_preview", concurrency_limit=4)
     return BuilderView(editing=editing, saved=saved)
 
-
-def _plain(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    if isinstance(content, list):
-        return "".join(_plain(part) for part in content)
-    return ""

@@ -142,3 +142,13 @@ def test_the_yaml_editor_saves_the_text_as_written(client, gpts_dir):
     result = client.predict("poet", broken, api_name="/builder_save_yaml")
     assert any("Not saved — the file is unchanged." in str(value) for value in result)
     assert (gpts_dir / "poet.yaml").read_text() == commented
+
+
+def test_the_preview_shows_sources_from_uploaded_knowledge(client, tmp_path):
+    doc = tmp_path / "returns.md"
+    doc.write_text("# Returns\nShoes can be returned within 30 days.\n")
+    knowledge = client.predict([handle_file(doc)], "shop", "", api_name="/builder_upload")[0]
+    draft = form(gpt_id="shop", knowledge=knowledge)
+    states = [u[0] for u in client.submit("returns?", [], *draft, api_name="/builder_preview")]
+    answer = text_of(states[-1][-1])
+    assert answer.startswith("You said: returns?") and f"1. `{knowledge}`" in answer
