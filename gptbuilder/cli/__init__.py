@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from ..errors import GPTBuilderError
 from ..settings import Settings
-from . import chat, knowledge, specs
+from . import chat, knowledge, specs, testing
 from . import serve
 
 class _Group(TyperGroup):
@@ -54,6 +54,7 @@ specs.register(app)
 chat.register(app)
 knowledge.register(app)
 serve.register(app)
+testing.register(app)
 
 
 def main() -> None:
