@@ -207,3 +207,21 @@ def test_end_to_end_on_the_embedded_model(make_app, live, write_spec):
     chunks = list(client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Say hi."}], max_tokens=12, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_citations_ride_in_an_extra_message_field(make_app, live, write_spec, gpts_dir):
+    (gpts_dir / "kb").mkdir()
+    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
+                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    message = client.chat.completions.create(model="acme", messages=[{"role": "user", "content": "returns?"}]).choices[0].message
+    assert message.content == "30 days [1]."
+    [citation] = message.model_extra["citations"]
+    assert citation["number"] == 1 and citation["source"].endswith("returns.md") and citation["cited"] is True
+    chunks = list(client.chat.completions.create(model="acme", messages=[{"role": "user", "content": "returns?"}], stream=True))
+    streamed = [c for chunk in chunks if chunk.choices for c in (chunk.choices[0].delta.model_extra or {}).get("citations", [])]
+    assert [c["number"] for c in streamed] == [1]
+    legacy = client.completions.create(model="acme", prompt="returns?")
+    assert legacy.choices[0].model_extra["citations"][0]["number"] == 1
