@@ -120,20 +120,11 @@ def _readiness(state: ServerState, db: Database) -> JSONResponse:
 
 
 def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
-    import inspect
-
     import gradio as gr
 
-    from .. import ui
+    from ..ui import STORE_CSS, build_ui, store_theme
 
-    if "history" in inspect.signature(ui.build_ui).parameters:
-        blocks = ui.build_ui(store, history=history)
-    else:  # the UI before conversations were stored
-        blocks = ui.build_ui(store)
-    style: dict[str, Any] = {}
-    if hasattr(ui, "store_theme"):
-        style = {"theme": ui.store_theme(), "css": getattr(ui, "STORE_CSS", None)}
-    gr.mount_gradio_app(app, blocks, path="/", **style)
+    gr.mount_gradio_app(app, build_ui(store, history=history), path="/", theme=store_theme(), css=STORE_CSS)
 
 
 class _Guard:

@@ -181,3 +181,15 @@ def test_empty_and_oversized_messages_are_refused(client):
     token = session(client).json()["token"]
     assert ask(client, "shop", token, "")[0].status_code == 400
     assert ask(client, "shop", token, "x" * 5000)[0].status_code == 400
+
+
+@pytest.mark.slow
+def test_widget_on_the_embedded_model(make_app, write_spec):
+    write_spec("real", f"name: Real\ninstructions: You are a helpful assistant. Answer briefly.\nwidget: {{allowed_origins: ['{SITE}']}}\n")
+    client = TestClient(make_app(ServerConfig()))
+    token = session(client, "real").json()["token"]
+    response, events = ask(client, "real", token, "What is the capital of France?")
+    assert response.status_code == 200
+    deltas = [e for e in events if e["type"] == "delta"]
+    assert len(deltas) > 1 and events[-1]["type"] == "done"
+    assert "Paris" in events[-1]["html"]
