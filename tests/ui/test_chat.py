@@ -225,3 +225,12 @@ def test_stop_keeps_the_partial_answer_in_history(write_spec, launch, tmp_path):
         time.sleep(0.1)
     assert answer is not None and answer.extra["stopped"] is True, "the stopped answer was not saved as stopped"
     assert answer.content.strip() and answer.extra["finish_reason"] is None
+
+
+def test_curated_answers_are_marked_in_the_chat(write_spec, launch):
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake}\n"
+                       "curated_answers:\n  - {question: 'What is your return window?', answer: 30 days from delivery.}\n")
+    _, client = launch()
+    answer = text_of(chat(client, "What is your return window?", "acme")[-1][-1])
+    assert answer == "✅ *Curated answer*\n\n30 days from delivery."
+    assert text_of(chat(client, "Tell me a joke", "acme")[-1][-1]) == "You said: Tell me a joke"
