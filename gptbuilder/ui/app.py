@@ -38,11 +38,14 @@ def build_ui(
     """The store for ``store``: discover, chat and build GPTs; specs added or saved appear without a restart.
 
     ``history`` defaults to the database of the store's data folder. ``pass_rates`` is the hook for
-    `gptbuilder test` results shown on cards (GPT id → pass rate 0..1, or None).
+    `gptbuilder test` results shown on cards (GPT id → pass rate 0..1, or None); by default the results
+    `gptbuilder test` stored under the data folder for each GPT's current spec version.
     """
     data_dir = Path(store.data_dir or Settings.from_env().data_dir)
     if history is None:
         history = History(Database.for_data_dir(data_dir))
+    if pass_rates is None:
+        pass_rates = discover.stored_pass_rates(store, data_dir)
     with gr.Blocks(title="gptbuilder — GPT store", fill_width=False) as demo:
         gr.HTML(f"<style>{store_css()}</style>", padding=False, js_on_load=None)  # styled however it is mounted
         gr.HTML(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from ..history import GPTStats, History
@@ -16,6 +17,18 @@ ALL = "all"
 TITLES = {"customer-service": "Customer service", "content": "Content", "coding": "Coding", "translation": "Translation", "qa": "Q&A"}
 # Hook for `gptbuilder test` results: given a GPT id, its latest pass rate (0..1) or None when never run.
 PassRateLookup = Callable[[str], float | None]
+
+
+def stored_pass_rates(store: Store, data_dir: str | Path) -> PassRateLookup:
+    """The default hook: the pass rate `gptbuilder test` stored for the GPT's current spec version, if any."""
+
+    def lookup(gpt_id: str) -> float | None:
+        from ..testing import latest_result, spec_version
+
+        found = latest_result(data_dir, gpt_id, version=spec_version(store.get(gpt_id)))
+        return found[0] / found[1] if found and found[1] else None
+
+    return lookup
 
 
 @dataclass(frozen=True)

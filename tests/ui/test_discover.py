@@ -78,3 +78,17 @@ def test_shelves_put_featured_first_and_skip_empty_ones(gpts_dir):
     store = Store(gpts_dir)
     found = [_card(id="a", category="coding", featured=True), _card(id="b", category="qa")]
     assert [(title, [c.id for c in cards]) for title, cards in shelves(found, store)] == [("Featured", ["a"]), ("Q&A", ["b"])]
+
+
+def test_cards_show_the_pass_rate_gptbuilder_test_stored_for_this_spec_version(write_spec, gpts_dir, tmp_path, launch):
+    from gptbuilder.testing import run_tests
+
+    write_spec("poet", "name: Poet\ninstructions: x\nmodel: {provider: fake}\ntests:\n"
+                       "  - {ask: rain, expect: {contains: [rain]}}\n  - {ask: sun, expect: {contains: [snow]}}\n")
+    store = Store(gpts_dir, data_dir=tmp_path / "data")
+    _, client = launch(store)
+    assert client.predict("poet", api_name="/gpt")["pass_rate"] is None  # never tested
+    run_tests(store, data_dir=tmp_path / "data")
+    assert client.predict("poet", api_name="/gpt")["pass_rate"] == 0.5
+    write_spec("poet", (gpts_dir / "poet.yaml").read_text().replace("name: Poet", "name: Poet 2"))
+    assert client.predict("poet", api_name="/gpt")["pass_rate"] is None  # results of an older version do not count
