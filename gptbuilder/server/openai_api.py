@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -22,6 +24,7 @@ from .schemas import ChatCompletionRequest, CompletionRequest
 from .state import ServerState
 
 router = APIRouter(prefix="/v1")
+DISCONNECT_POLL_SECONDS = 0.5
 
 
 def _state(request: Request) -> ServerState:
@@ -154,8 +157,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return _sse(_chat_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "chat")), st)
-    async for event in events:
-        reply.add(event)
+    await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "chat", started)
     return {
         **ids,
@@ -234,8 +236,7 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return _sse(_completion_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "completions"), prefix), st)
-    async for event in events:
-        reply.add(event)
+    await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "completions", started)
     choice = {"text": prefix + "".join(reply.text), "index": 0, "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}
     if reply.citations:
@@ -298,6 +299,29 @@ async def usage(
         "estimated_cost": round(sum(costs), 6) if costs else None,
     }
     return {"object": "list", "key_id": caller.key_id, "data": data, "total": total}
+
+
+async def _collect(request: Request, events: AsyncIterator[Event], reply: _Reply) -> None:
+    """Gather a whole answer, stopping the generation if the client goes away first."""
+
+    async def consume() -> None:
+        try:
+            async for event in events:
+                reply.add(event)
+        finally:
+            await events.aclose()
+
+    task = asyncio.ensure_future(consume())
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+        if done:
+            task.result()
+            return
+        if await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise APIError(499, "the client closed the connection", code="client_closed")
 
 
 async def _in_thread(function: Any, **kwargs: Any) -> Any:

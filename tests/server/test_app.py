@@ -244,3 +244,29 @@ def test_error_after_the_stream_started_is_an_error_event(make_app, live, write_
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.APIError, match="failed on purpose"):
         list(client.chat.completions.create(model="flaky", messages=body["messages"], stream=True))
+
+
+def test_client_leaving_a_non_streamed_request_stops_generation(make_app, live, echo):
+    model = SlowFake(replies=["word " * 200], delay=0.02)
+    app = make_app(ServerConfig(workers=1, queue_size=0), model_factory=slow_factory(model))
+    server = live(app)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=0.8)
+    deadline = time.monotonic() + 5
+    while app.state.gptbuilder.queue.depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.state.gptbuilder.queue.depth == 0
+    assert model.produced[0] < 150
+    model.replies[:] = ["short answer"]
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).json()["choices"][0]["message"]["content"] == "short answer"
+
+
+def test_keepalives_are_sse_comments(make_app, live, echo):
+    model = SlowFake(replies=["slow " * 6], delay=0.4)
+    server = live(make_app(ServerConfig(keepalive_seconds=0.2), model_factory=slow_factory(model)))
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30) as response:
+        lines = [line for line in response.iter_lines() if line]
+    comments = [line for line in lines if line.startswith(":")]
+    assert comments, lines
+    data = [line.removeprefix("data: ") for line in lines if not line.startswith(":")]
+    assert data[-1] == "[DONE]" and all(json.loads(d)["object"] == "chat.completion.chunk" for d in data[:-1])

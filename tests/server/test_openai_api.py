@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from gptbuilder.server import ServerConfig
+from tests.test_agent_tools import orders  # noqa: F401 - the demo orders service, as a fixture
 
 KEY = "sk-test-key-1"
 WEATHER = {
@@ -225,3 +226,29 @@ def test_citations_ride_in_an_extra_message_field(make_app, live, write_spec, gp
     assert [c["number"] for c in streamed] == [1]
     legacy = client.completions.create(model="acme", prompt="returns?")
     assert legacy.choices[0].model_extra["citations"][0]["number"] == 1
+
+
+def test_action_approval_round_trip_over_the_api(make_app, live, write_spec, gpts_dir, orders):
+    """A GPT action that changes something waits for approval; the next request approves it by call id."""
+    cancel = json.dumps({"type": "tool_call", "name": "cancelOrder", "arguments": {"order_id": "A1002"}})
+    write_spec(
+        "acme",
+        "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
+        f"model:\n  provider: fake\n  options:\n    replies: [{json.dumps(cancel)}, 'Order A1002 is cancelled.']\n"
+        "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
+    )
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    asked = [{"role": "user", "content": "Cancel A1002"}]
+    paused = client.chat.completions.create(model="acme", messages=asked).choices[0]
+    [request] = paused.message.model_extra["confirmation_requests"]
+    assert (request["name"], request["arguments"]) == ("cancelOrder", {"order_id": "A1002"})
+    assert paused.finish_reason == "stop" and paused.message.tool_calls is None
+    assert not any("cancel" in path for path in orders.raw_paths)
+    held = {"id": request["id"], "type": "function", "function": {"name": "cancelOrder", "arguments": json.dumps(request["arguments"])}}
+    messages = [*asked, {"role": "assistant", "content": paused.message.content, "tool_calls": [held]}, {"role": "user", "content": "yes"}]
+    done = client.chat.completions.create(model="acme", messages=messages, extra_body={"approvals": {request["id"]: True}})
+    assert done.choices[0].message.content == "Order A1002 is cancelled."
+    steps = done.choices[0].message.model_extra["tool_steps"]
+    assert [s["type"] for s in steps] == ["tool_call", "tool_result"] and steps[1]["error"] is False
+    assert orders.raw_paths.count("/orders/A1002/cancel") == 1
