@@ -71,8 +71,9 @@ def _forbidden(message: str) -> APIError:
     return APIError(403, message, code="widget_forbidden")
 
 
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', '')}"
+def _is_own_origin(request: Request, origin: str) -> bool:
+    """The chat page's own requests: same host and port (a TLS proxy in front may hide the scheme)."""
+    return origin.partition("://")[2] == request.headers.get("host", "")
 
 
 def _check_origin(request: Request, widget: WidgetConfig, *, own_page_ok: bool) -> str | None:
@@ -80,7 +81,7 @@ def _check_origin(request: Request, widget: WidgetConfig, *, own_page_ok: bool) 
     origin = request.headers.get("origin")
     if origin is None:
         return None
-    if origin in widget.allowed_origins or (own_page_ok and origin == _own_origin(request)):
+    if origin in widget.allowed_origins or (own_page_ok and _is_own_origin(request, origin)):
         return origin
     raise _forbidden(f"the origin {origin} may not use this widget")
 

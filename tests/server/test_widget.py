@@ -193,3 +193,10 @@ def test_widget_on_the_embedded_model(make_app, write_spec):
     deltas = [e for e in events if e["type"] == "delta"]
     assert len(deltas) > 1 and events[-1]["type"] == "done"
     assert "Paris" in events[-1]["html"]
+
+
+def test_the_chat_page_itself_may_post_messages(client):
+    token = session(client).json()["token"]
+    response, events = ask(client, "shop", token, origin="http://testserver")  # the iframe, same origin as the server
+    assert response.status_code == 200 and events[-1]["type"] == "done"
+    assert "access-control-allow-origin" not in response.headers
