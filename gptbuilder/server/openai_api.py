@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
@@ -289,7 +290,7 @@ async def usage(
     st = _state(request)
     if all_keys and not caller.admin:
         raise APIError(403, "only admin keys (GPTBUILDER_ADMIN_API_KEYS) may read every key's usage", param="all")
-    lines = await _in_thread(st.ledger.lines, key_id=None if all_keys else caller.key_id, start=start, end=end)
+    lines = await run_in_threadpool(st.ledger.lines, key_id=None if all_keys else caller.key_id, start=start, end=end)
     data = [line.to_dict() for line in lines]
     costs = [line.cost for line in lines if line.cost is not None]
     total = {
@@ -322,12 +323,6 @@ async def _collect(request: Request, events: AsyncIterator[Event], reply: _Reply
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             raise APIError(499, "the client closed the connection", code="client_closed")
-
-
-async def _in_thread(function: Any, **kwargs: Any) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(function, **kwargs)
 
 
 async def _finished(st: ServerState, caller: Caller, agent: Agent, done: Done | None, route: str, started: float) -> None:
