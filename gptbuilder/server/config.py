@@ -13,6 +13,7 @@ API_KEYS_FILE_ENV = "GPTBUILDER_API_KEYS_FILE"
 ADMIN_KEYS_ENV = "GPTBUILDER_ADMIN_API_KEYS"
 WIDGET_SECRET_ENV = "GPTBUILDER_WIDGET_SECRET"
 PRICES_FILE_ENV = "GPTBUILDER_PRICES_FILE"
+RATE_LIMIT_STORAGE_ENV = "GPTBUILDER_RATE_LIMIT_STORAGE"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,11 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
-        """Keys from GPTBUILDER_API_KEYS (comma-separated) and/or GPTBUILDER_API_KEYS_FILE (one a line)."""
+        """Keys from GPTBUILDER_API_KEYS (comma-separated) and/or GPTBUILDER_API_KEYS_FILE (one a line).
+
+        Also GPTBUILDER_ADMIN_API_KEYS, GPTBUILDER_WIDGET_SECRET, GPTBUILDER_PRICES_FILE and
+        GPTBUILDER_RATE_LIMIT_STORAGE (a `limits` storage URL such as redis://host:6379 shared by replicas).
+        """
         keys = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
         keys_file = os.environ.get(API_KEYS_FILE_ENV)
         if keys_file:
@@ -64,6 +69,7 @@ class ServerConfig:
             "admin_keys": admins,
             "widget_secret": os.environ.get(WIDGET_SECRET_ENV) or None,
             "prices": read_prices(Path(prices_file)) if prices_file else {},
+            "limits_storage": os.environ.get(RATE_LIMIT_STORAGE_ENV) or "memory://",
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

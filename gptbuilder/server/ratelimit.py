@@ -1,7 +1,7 @@
 """Rate limits with the `limits` library: per key, per IP, and each GPT's own `limits:` from its spec.
 
 Counters live in ``ServerConfig.limits_storage`` (memory by default). Replicas behind a load balancer
-count separately unless it names a shared storage such as ``redis://host:6379``.
+count separately unless it names a shared storage such as ``redis://host:6379`` (GPTBUILDER_RATE_LIMIT_STORAGE).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
+from ..errors import InputError
 from ..spec import LimitsConfig
 from .errors import APIError
 
@@ -21,7 +22,10 @@ class RateLimiter:
     """Checks and counts requests (moving one-minute windows) and tokens (per-day windows)."""
 
     def __init__(self, storage_uri: str = "memory://"):
-        storage = storage_from_string(storage_uri)
+        try:
+            storage = storage_from_string(storage_uri)
+        except Exception as exc:  # unknown scheme, or its client library is not installed
+            raise InputError(f"cannot use the rate-limit storage {storage_uri!r}: {exc}") from None
         self._requests = MovingWindowRateLimiter(storage)
         # A moving window stores one entry per unit of cost; token counts use a fixed daily window instead.
         self._tokens = FixedWindowRateLimiter(storage)

@@ -45,3 +45,10 @@ def test_bad_price_table(monkeypatch, tmp_path, text):
     monkeypatch.setenv("GPTBUILDER_PRICES_FILE", str(prices))
     with pytest.raises(InputError):
         ServerConfig.from_env()
+
+
+def test_rate_limit_storage_from_the_environment(monkeypatch, make_app, echo):
+    monkeypatch.setenv("GPTBUILDER_RATE_LIMIT_STORAGE", "memory://")
+    assert ServerConfig.from_env().limits_storage == "memory://"
+    with pytest.raises(InputError, match="cannot use the rate-limit storage 'bogus://x'"):
+        make_app(ServerConfig(limits_storage="bogus://x"))
