@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from ..errors import GPTBuilderError
 from ..settings import Settings
-from . import chat, knowledge, specs, testing
+from . import chat, importer, knowledge, specs, testing
 from . import serve
 
 class _Group(TyperGroup):
@@ -55,6 +55,7 @@ chat.register(app)
 knowledge.register(app)
 serve.register(app)
 testing.register(app)
+importer.register(app)
 
 
 def main() -> None:
