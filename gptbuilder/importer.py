@@ -141,15 +141,9 @@ def write(result: ImportResult, out: Path, *, source: str, force: bool = False) 
 def _from_gpt(data: dict[str, Any]) -> ImportResult:
     gizmo = data["gizmo"]
     display = gizmo.get("display") or {}
-    name = _text(display.get("name")) or "Imported GPT"
-    result = ImportResult("openai-gpt", _slug(name), {})
+    result = _begin("openai-gpt", _text(display.get("name")) or "Imported GPT", gizmo.get("instructions"), "gizmo")
     spec = result.spec
-    spec["name"] = name[:80]
     _description(spec, display.get("description"), result, "gizmo.display.description")
-    spec["category"] = "qa"
-    spec["instructions"] = _text(gizmo.get("instructions")) or f"You are {name}."
-    if not _text(gizmo.get("instructions")):
-        result.unmapped.append(Unmapped("gizmo.instructions", "empty: a placeholder instruction was written", True))
     _starters(spec, display.get("prompt_starters"), result, "gizmo.display.prompt_starters")
     if _text(display.get("welcome_message")):
         spec["widget"] = {"greeting": _text(display["welcome_message"])[:1000]}
@@ -226,15 +220,9 @@ def _gpt_action(meta: dict[str, Any], where: str, result: ImportResult, number: 
 
 
 def _from_assistant(data: dict[str, Any]) -> ImportResult:
-    name = _text(data.get("name")) or "Imported Assistant"
-    result = ImportResult("openai-assistant", _slug(name), {})
+    result = _begin("openai-assistant", _text(data.get("name")) or "Imported Assistant", data.get("instructions"), "")
     spec = result.spec
-    spec["name"] = name[:80]
     _description(spec, data.get("description"), result, "description")
-    spec["category"] = "qa"
-    spec["instructions"] = _text(data.get("instructions")) or f"You are {name}."
-    if not _text(data.get("instructions")):
-        result.unmapped.append(Unmapped("instructions", "empty: a placeholder instruction was written", True))
     model: dict[str, Any] = {"provider": "openai", "name": _text(data.get("model")) or "gpt-4o-mini", "api_key_env": OPENAI_KEY_ENV}
     for key in ("temperature", "top_p"):
         if isinstance(data.get(key), (int, float)):
@@ -291,26 +279,20 @@ def _from_dify(data: dict[str, Any]) -> ImportResult:
             "this Dify app is a workflow, not a chatbot: only chat, agent-chat, advanced-chat and completion apps "
             "can become a GPT"
         )
-    name = _text(app.get("name")) or "Imported Dify app"
-    result = ImportResult("dify", _slug(name), {})
-    spec = result.spec
-    spec["name"] = name[:80]
-    _description(spec, app.get("description"), result, "app.description")
-    spec["category"] = "qa"
-    icon = _text(app.get("icon"))
-    if icon and app.get("icon_type", "emoji") == "emoji" and len(icon) <= 8:
-        spec["avatar"] = icon
     config = data.get("model_config") or {}
     if mode == "advanced-chat":
         config = {}
+    result = _begin("dify", _text(app.get("name")) or "Imported Dify app", config.get("pre_prompt"), "model_config", "pre_prompt")
+    spec = result.spec
+    _description(spec, app.get("description"), result, "app.description")
+    icon = _text(app.get("icon"))
+    if icon and app.get("icon_type", "emoji") == "emoji" and len(icon) <= 8:
+        spec["avatar"] = icon
+    if mode == "advanced-chat":
         result.unmapped.append(Unmapped("workflow", "a chatflow's graph of nodes has no equivalent; write the instructions by hand", True))
     elif mode == "completion":
         result.unmapped.append(Unmapped("app.mode", "a completion app becomes a chat GPT", False))
-    prompt = _text(config.get("pre_prompt"))
-    spec["instructions"] = prompt or f"You are {name}."
-    if not prompt:
-        result.unmapped.append(Unmapped("model_config.pre_prompt", "empty: a placeholder instruction was written", True))
-    elif re.search(r"\{\{[^}]+\}\}", prompt):
+    if re.search(r"\{\{[^}]+\}\}", spec["instructions"]):
         result.unmapped.append(
             Unmapped("model_config.pre_prompt", "{{variables}} are not filled in: edit them in the instructions", True)
         )
@@ -429,6 +411,18 @@ def _read(path: Path) -> Any:
         return parse_yaml(text, display=str(path)).data
     except SpecError as exc:
         raise InputError(str(exc).replace("a spec must be", "an export must be")) from None
+
+
+def _begin(kind: Format, name: Any, instructions: Any, prefix: str, key: str = "instructions") -> ImportResult:
+    """A result holding the name, shelf and instructions every format has (a placeholder when blank)."""
+    name = _text(name) or "Imported GPT"
+    result = ImportResult(kind, _slug(name), {"name": name[:80], "category": "qa"})
+    text = _text(instructions)
+    result.spec["instructions"] = text or f"You are {name}."
+    if not text:
+        where = f"{prefix}.{key}" if prefix else key
+        result.unmapped.append(Unmapped(where, "empty: a placeholder instruction was written", True))
+    return result
 
 
 def _text(value: Any) -> str:
