@@ -208,6 +208,10 @@ def test_end_to_end_on_the_embedded_model(make_app, live, write_spec):
     chunks = list(client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Say hi."}], max_tokens=12, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    called = client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "What's the weather in Paris right now?"}], tools=[WEATHER])
+    assert called.choices[0].finish_reason == "tool_calls"
+    call = called.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
 
 
 def test_citations_ride_in_an_extra_message_field(make_app, live, write_spec, gpts_dir):
