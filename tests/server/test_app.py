@@ -270,3 +270,27 @@ def test_keepalives_are_sse_comments(make_app, live, echo):
     assert comments, lines
     data = [line.removeprefix("data: ") for line in lines if not line.startswith(":")]
     assert data[-1] == "[DONE]" and all(json.loads(d)["object"] == "chat.completion.chunk" for d in data[:-1])
+
+
+@pytest.mark.slow
+def test_concurrent_streams_on_the_embedded_model_match_their_solo_answers(make_app, live, write_spec):
+    write_spec("smol", "name: Smol\ninstructions: You are a helpful assistant. Answer in one sentence.\n")
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    prompts = [f"Write one sentence about {topic}." for topic in ("the sea", "coffee", "trains", "bees")]
+
+    def ask(prompt: str) -> str:
+        stream = client.chat.completions.create(
+            model="smol", messages=[{"role": "user", "content": prompt}], stream=True, max_tokens=16, temperature=0, seed=1
+        )
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    solo = [ask(p) for p in prompts]
+    together: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, ask(prompts[i]))) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [together[i] for i in range(len(prompts))] == solo
+    assert all(text.strip() for text in solo)
