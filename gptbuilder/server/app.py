@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..db import Database
@@ -135,6 +136,15 @@ class _Guard:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if self.state.config.auth_required and not scope["path"].startswith(PUBLIC_PREFIXES):
+                try:
+                    self.state.caller(HTTPConnection(scope))
+                except APIError:
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -144,7 +154,10 @@ class _Guard:
             receive = await self._capped(scope, receive, send)
             if receive is None:
                 return
-        elif not path.startswith(PUBLIC_PREFIXES) and path not in ("/ready", "/metrics") and self.state.config.auth_required:
+        needs_key = path in ("/v1/docs", "/v1/openapi.json") or not (
+            path.startswith(("/v1", *PUBLIC_PREFIXES)) or path in ("/ready", "/metrics")  # these check in their routes
+        )
+        if needs_key and self.state.config.auth_required:
             try:
                 self.state.caller(Request(scope))
             except APIError as exc:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from .config import ServerConfig
 from .errors import APIError
@@ -45,7 +45,7 @@ class KeyChecker:
             found |= hmac.compare_digest(candidate, key)
         return found
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: HTTPConnection) -> Caller:
         """The caller of a protected route; 401 without a valid key when keys are configured."""
         ip = client_ip(request)
         if not self.config.auth_required:
@@ -68,7 +68,7 @@ class KeyChecker:
         return Caller(key_id(presented), self._match(presented, self._admins), ip)
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(request: HTTPConnection) -> str | None:
     """The key from `Authorization: Bearer …`, Basic auth (password; browsers on the store page) or `x-api-key`."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -83,6 +83,6 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def client_ip(request: Request) -> str:
+def client_ip(request: HTTPConnection) -> str:
     """The peer address (put uvicorn's --forwarded-allow-ips behind a proxy to see the real client)."""
     return request.client.host if request.client else "unknown"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from ..agent import Agent
 from ..events import Done, Event
@@ -34,7 +34,7 @@ class ServerState:
     metrics: Metrics
     keys: KeyChecker
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: HTTPConnection) -> Caller:
         """Authenticate a protected request and count it against the key's and the IP's rate limits."""
         caller = self.keys.caller(request)
         if self.config.auth_required:

@@ -28,6 +28,8 @@ PROTECTED = [
     ("GET", "/v1/usage", None),
     ("GET", "/ready", None),
     ("GET", "/metrics", None),
+    ("GET", "/v1/docs", None),
+    ("GET", "/v1/openapi.json", None),
 ]
 
 
@@ -294,3 +296,13 @@ def test_concurrent_streams_on_the_embedded_model_match_their_solo_answers(make_
         t.join(120)
     assert [together[i] for i in range(len(prompts))] == solo
     assert all(text.strip() for text in solo)
+
+
+def test_websockets_to_the_store_need_the_key_too(make_app, echo):
+    from starlette.websockets import WebSocketDisconnect
+
+    client = TestClient(make_app(ServerConfig(api_keys=(KEY,)), ui=True))
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/gradio_api/anything") as ws:
+            ws.receive_text()
+    assert closed.value.code == 1008
