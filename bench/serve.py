@@ -1,14 +1,14 @@
 """`gptbuilder serve` throughput and concurrency, against baselines measured in the same run.
 
-    python bench/serve.py [--requests 600] [--concurrency 8] [--streams 16] [--max-tokens 48] [--strict]
+    python bench/serve.py [--requests 600] [--concurrency 8] [--streams 16] [--max-tokens 48] [--rounds 2] [--only PART] [--strict]
 
 1. Overhead: requests/s and p50/p99 latency of POST /v1/chat/completions on a fake-model GPT (auth,
    rate limits, queue, usage row in SQLite, metrics — everything a real request pays) against a bare
    FastAPI endpoint returning the same JSON. Each app runs in its own uvicorn process; the client keeps
-   ``--concurrency`` requests in flight. Target: >= 0.5x the bare endpoint's requests/s.
+   ``--concurrency`` requests in flight; rounds alternate the two. Target: >= 0.5x the bare endpoint's requests/s.
 2. Concurrency on the embedded model (SmolLM2-135M, llama.cpp): each of ``--streams`` prompts is first
    streamed alone, one after another (single-stream tokens/s and the reference answers, temperature 0),
-   then all at once. Targets: all complete; every concurrent answer equals its solo answer (no token of
+   then all at once; ``--rounds`` alternate the two, keeping each side's best. Targets: all complete; every concurrent answer equals its solo answer (no token of
    one stream lands in another); aggregate tokens/s >= 0.9x a single stream.
 """
 
@@ -119,8 +119,11 @@ def overhead(args: argparse.Namespace, folder: Path) -> float:
     try:
         for name, target in (("bare", bare_url), ("gptbuilder", url)):
             asyncio.run(_load(target, body, max(50, args.requests // 10), args.concurrency))  # warm-up
-        for name, target in (("bare", bare_url), ("gptbuilder", url)):
-            results[name] = asyncio.run(_load(target, body, args.requests, args.concurrency))
+        for _ in range(args.rounds):  # alternate the two sides, keep each one's best round
+            for name, target in (("bare", bare_url), ("gptbuilder", url)):
+                result = asyncio.run(_load(target, body, args.requests, args.concurrency))
+                if name not in results or result[0] > results[name][0]:
+                    results[name] = result
     finally:
         ours.terminate()
         bare.terminate()
@@ -160,13 +163,24 @@ async def _stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> tu
     return "".join(parts), tokens, time.perf_counter() - started
 
 
-async def _concurrency(url: str, prompts: list[str], max_tokens: int) -> tuple[list, list, float]:
+async def _concurrency(url: str, prompts: list[str], max_tokens: int, rounds: int) -> tuple[list, list, float, float]:
+    """Alternate solo and concurrent passes; keep each side's best round (a shared machine's load drifts)."""
+    best_solo: tuple[float, list] = (0.0, [])
+    best_together: tuple[float, list, float] = (0.0, [], 0.0)
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         await _stream(client, "Hello!", 8)  # load the weights before timing
-        solo = [await _stream(client, p, max_tokens) for p in prompts]
-        started = time.perf_counter()
-        together = await asyncio.gather(*(_stream(client, p, max_tokens) for p in prompts))
-        return solo, list(together), time.perf_counter() - started
+        for _ in range(rounds):
+            solo = [await _stream(client, p, max_tokens) for p in prompts]
+            rate = statistics.mean(tokens / seconds for _, tokens, seconds in solo)
+            if rate > best_solo[0]:
+                best_solo = (rate, solo)
+            started = time.perf_counter()
+            together = list(await asyncio.gather(*(_stream(client, p, max_tokens) for p in prompts)))
+            wall = time.perf_counter() - started
+            aggregate = sum(tokens for _, tokens, _ in together) / wall
+            if aggregate > best_together[0]:
+                best_together = (aggregate, together, wall)
+    return best_solo[1], best_together[1], best_together[2], best_solo[0]
 
 
 def embedded(args: argparse.Namespace, folder: Path) -> tuple[bool, bool, float]:
@@ -177,10 +191,9 @@ def embedded(args: argparse.Namespace, folder: Path) -> tuple[bool, bool, float]
     server, url = _start(_serve_gptbuilder, str(gpts), str(folder / "data-real"))
     prompts = [f"Write one sentence about {TOPICS[i % len(TOPICS)]}." for i in range(args.streams)]
     try:
-        solo, together, wall = asyncio.run(_concurrency(url, prompts, args.max_tokens))
+        solo, together, wall, single = asyncio.run(_concurrency(url, prompts, args.max_tokens, args.rounds))
     finally:
         server.terminate()
-    single = statistics.mean(tokens / seconds for _, tokens, seconds in solo)
     aggregate = sum(tokens for _, tokens, _ in together) / wall
     complete = all(tokens > 0 for _, tokens, _ in together) and len(together) == len(prompts)
     same = [a[0] == b[0] for a, b in zip(solo, together)]
@@ -197,6 +210,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds alternating the two sides of each part, best kept")
     parser.add_argument("--only", choices=("overhead", "embedded"), help="run one part")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
