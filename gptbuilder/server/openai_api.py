@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -160,12 +161,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
         return _sse(_chat_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "chat")), st)
     await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "chat", started)
-    return {
-        **ids,
-        "object": "chat.completion",
-        "choices": [{"index": 0, "message": reply.message(), "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}],
-        "usage": reply.done.usage.to_dict(),
-    }
+    return JSONResponse(  # already JSON-ready: skip FastAPI's per-request re-encoding
+        {
+            **ids,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": reply.message(), "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}],
+            "usage": reply.done.usage.to_dict(),
+        }
+    )
 
 
 @dataclass
@@ -242,7 +245,7 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     choice = {"text": prefix + "".join(reply.text), "index": 0, "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}
     if reply.citations:
         choice["citations"] = reply.citations
-    return {**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()}
+    return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
 
 
 async def _completion_chunks(run: _Run, prefix: str) -> AsyncIterator[dict[str, Any]]:
