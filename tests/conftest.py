@@ -65,6 +65,7 @@ def _database(_isolated_dirs: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
         yield
     finally:
         with admin.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))  # a leaked open transaction fails, not hangs
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
