@@ -91,6 +91,7 @@ def test_embedded_widget_chats_with_streaming_and_citations(tmp_path, gpts_dir, 
     frame.locator(".head .title").filter(has_text="Shop help").wait_for(timeout=15_000)
     assert frame.locator(".msg.assistant").first.inner_text() == "Hi! Ask me about returns."
     frame.locator(".starter").filter(has_text="How do returns work?").click()
+    assert not frame.locator(".starters").is_visible()  # starters step aside once the chat begins
 
     answer = frame.locator(".msg.assistant").nth(1)
     answer.filter(has_text="Shoes can").wait_for(timeout=15_000)

@@ -22,6 +22,21 @@
       console.warn("gptbuilder widget unavailable for this page:", error.message);
     });
 
+  function bubbleIcon() {
+    // Drawn here rather than an emoji: not every system has an emoji font.
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "26");
+    svg.setAttribute("height", "26");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function mount(session) {
     var config = session.config || {};
     var color = /^#[0-9a-fA-F]{6}$/.test(config.color || "") ? config.color : "#2563eb";
@@ -32,12 +47,17 @@
     button.id = "gptbuilder-launcher";
     button.setAttribute("aria-label", "Open chat: " + (config.title || "assistant"));
     button.setAttribute("aria-expanded", "false");
-    button.textContent = config.avatar || "\uD83D\uDCAC";
+    if (config.avatar) {
+      button.textContent = config.avatar;
+    } else {
+      button.appendChild(bubbleIcon());
+    }
     var bs = button.style;
     bs.position = "fixed"; bs.bottom = "20px"; bs[left ? "left" : "right"] = "20px";
     bs.width = "56px"; bs.height = "56px"; bs.borderRadius = "50%"; bs.border = "none";
     bs.background = color; bs.color = "#fff"; bs.fontSize = "26px"; bs.cursor = "pointer";
     bs.boxShadow = "0 4px 14px rgba(0,0,0,.25)"; bs.zIndex = "2147483646";
+    bs.display = "flex"; bs.alignItems = "center"; bs.justifyContent = "center"; bs.padding = "0";
 
     var frame = document.createElement("iframe");
     frame.id = "gptbuilder-frame";
