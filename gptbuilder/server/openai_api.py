@@ -332,7 +332,7 @@ async def _finished(st: ServerState, caller: Caller, agent: Agent, done: Done | 
     if done is None:  # pragma: no cover - the agent always ends with Done
         raise APIError(500, "the answer ended without finishing")
     st.metrics.latency.labels(route).observe(time.perf_counter() - started)
-    await st.account(caller, agent, done)
+    st.account(caller.key_id, agent, done)
 
 
 def _ids(prefix: str, agent: Agent) -> dict[str, Any]:

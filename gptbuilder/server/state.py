@@ -97,13 +97,13 @@ class ServerState:
             await events.aclose()
             self.queue.release()
 
-    async def account(self, caller: Caller, agent: Agent, done: Done) -> None:
-        """Record a finished answer: usage table, the GPT's token budget, metrics."""
+    def account(self, key_id: str, agent: Agent, done: Done) -> None:
+        """Record a finished answer: usage (per API key id, or widget origin), the GPT's token budget, metrics."""
         usage = done.usage
         self.metrics.tokens.labels(agent.id, "prompt").inc(usage.prompt_tokens)
         self.metrics.tokens.labels(agent.id, "completion").inc(usage.completion_tokens)
         self.limiter.add_tokens(agent.id, agent.loaded.spec.limits, usage.total_tokens)
-        self.ledger.add(caller.key_id, agent.id, usage)
+        self.ledger.add(key_id, agent.id, usage)
 
 
 def _stream(agent: Agent, messages: Any, options: dict[str, Any]) -> Iterator[Event]:

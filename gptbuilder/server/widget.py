@@ -221,7 +221,7 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
                 elif isinstance(event, Citation):
                     citations.append({"number": event.number, "source": event.source, "text": event.text[:500], "cited": event.cited})
                 elif isinstance(event, Done):
-                    await st.account(_WidgetCaller(origin or grant.origin), agent, event)
+                    st.account(f"widget:{grant.origin}"[:64], agent, event)  # booked to the embedding site
             if citations:
                 yield ServerSentEvent(json.dumps({"type": "citations", "citations": citations}))
             yield ServerSentEvent(json.dumps({"type": "done", "html": render("".join(parts))}))
@@ -237,10 +237,3 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
             await events.aclose()
 
     return EventSourceResponse(stream(), ping=st.config.keepalive_seconds, headers=_cors(origin, widget))
-
-
-class _WidgetCaller:
-    """Usage of widget answers is booked to the embedding site, not to an API key."""
-
-    def __init__(self, origin: str):
-        self.key_id = f"widget:{origin}"[:64]

@@ -114,6 +114,8 @@ def test_chat_streams_sanitized_html_and_citations_and_is_stored(client, make_ap
     stored = history.messages(conversation.id)
     assert [(m.role, m.content) for m in stored] == [("user", "Can I return shoes?"), ("assistant", "30 days [1].")]
     assert stored[1].extra["citations"][0]["number"] == 1
+    [usage] = client.app.state.gptbuilder.ledger.lines(key_id=f"widget:{SITE}")
+    assert usage.gpt_id == "shop" and usage.requests == 1 and usage.completion_tokens > 0
 
 
 def test_conversation_continues_in_the_session(client):
