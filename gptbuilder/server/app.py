@@ -123,9 +123,12 @@ def _readiness(state: ServerState, db: Database) -> JSONResponse:
 def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
     import gradio as gr
 
+    from ..builder import MAX_UPLOAD_BYTES
     from ..ui import STORE_CSS, build_ui, store_theme
 
-    gr.mount_gradio_app(app, build_ui(store, history=history), path="/", theme=store_theme(), css=STORE_CSS)
+    gr.mount_gradio_app(
+        app, build_ui(store, history=history), path="/", theme=store_theme(), css=STORE_CSS, max_file_size=MAX_UPLOAD_BYTES
+    )
 
 
 class _Guard:

@@ -68,6 +68,16 @@ def test_store_ui_without_keys_is_open(make_app, echo):
     assert client.get("/v1/models").status_code == 200
 
 
+def test_the_mounted_store_refuses_uploads_over_the_builder_limit(make_app, echo):
+    from gptbuilder.builder import MAX_UPLOAD_BYTES
+
+    client = TestClient(make_app(ServerConfig(), ui=True))
+    big = client.post("/gradio_api/upload", files={"files": ("big.md", b"x" * (MAX_UPLOAD_BYTES + 1), "text/markdown")})
+    assert big.status_code == 413
+    small = client.post("/gradio_api/upload", files={"files": ("small.md", b"# ok\n", "text/markdown")})
+    assert small.status_code == 200
+
+
 def test_ready_and_metrics(client):
     ready = client.get("/ready", headers=AUTH)
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
