@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
+from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -55,6 +55,9 @@ def chat(
             "citations": [e.to_dict() for e in events if isinstance(e, Citation)],
             "tool_steps": [e.to_dict() for e in events if isinstance(e, (ToolCall, ToolResult, ConfirmationRequest))],
         }
+        curated = next((e for e in events if isinstance(e, Curated)), None)
+        if curated:
+            payload["curated"] = {"question": curated.question, "score": curated.score}
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
     events: list[Event] = []
@@ -86,6 +89,8 @@ def _print_stream(agent: Agent, messages: Any, options: dict[str, Any], seen: li
             elif isinstance(event, ConfirmationRequest):
                 shown = json.dumps(event.arguments, ensure_ascii=False)
                 typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
+            elif isinstance(event, Curated):
+                typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
     except KeyboardInterrupt:
         events.close()
         typer.echo(" [stopped]", nl=False)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
+from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult
 from .auth import Caller
 from .errors import APIError, from_gptbuilder, logger
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -90,6 +90,7 @@ class _Reply:
         self.citations: list[dict[str, Any]] = []
         self.steps: list[dict[str, Any]] = []
         self.confirmations: list[dict[str, Any]] = []
+        self.curated: dict[str, Any] | None = None
         self.done: Done | None = None
 
     def add(self, event: Event) -> dict[str, Any]:
@@ -110,6 +111,9 @@ class _Reply:
         if isinstance(event, (ToolCall, ToolResult)):
             self.steps.append(event.to_dict())
             return {"tool_steps": [self.steps[-1]]}
+        if isinstance(event, Curated):
+            self.curated = {"question": event.question, "score": event.score}
+            return {"curated": self.curated}
         if isinstance(event, Done):
             self.done = event
         return {}
@@ -126,6 +130,8 @@ class _Reply:
             message["tool_steps"] = self.steps
         if self.confirmations:
             message["confirmation_requests"] = self.confirmations
+        if self.curated:
+            message["curated"] = self.curated
         return message
 
 
@@ -245,6 +251,8 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     choice = {"text": prefix + "".join(reply.text), "index": 0, "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}
     if reply.citations:
         choice["citations"] = reply.citations
+    if reply.curated:
+        choice["curated"] = reply.curated
     return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
 
 
@@ -261,8 +269,8 @@ async def _completion_chunks(run: _Run, prefix: str) -> AsyncIterator[dict[str, 
         delta = reply.add(event)
         if "content" in delta:
             yield chunk(delta["content"])
-        elif "citations" in delta:
-            yield chunk("", citations=delta["citations"])
+        elif "citations" in delta or "curated" in delta:
+            yield chunk("", **delta)
     yield chunk("", _finish(reply.done.finish_reason))
     if run.include_usage:
         yield {**ids, "object": "text_completion", "choices": [], "usage": reply.done.usage.to_dict()}

@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError
-from ..events import Citation, Done, TextDelta
+from ..events import Citation, Curated, Done, TextDelta
 from ..spec import LoadedSpec, WidgetConfig
 from .auth import client_ip
 from .errors import APIError, from_gptbuilder, logger
@@ -220,6 +220,8 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
                     yield ServerSentEvent(json.dumps({"type": "delta", "html": render("".join(parts))}))
                 elif isinstance(event, Citation):
                     citations.append({"number": event.number, "source": event.source, "text": event.text[:500], "cited": event.cited})
+                elif isinstance(event, Curated):
+                    yield ServerSentEvent(json.dumps({"type": "curated", "question": event.question}))
                 elif isinstance(event, Done):
                     st.account(f"widget:{grant.origin}"[:64], agent, event)  # booked to the embedding site
             if citations:

@@ -233,3 +233,17 @@ def test_one_shot_chat_reports_the_request_and_runs_nothing(write_spec, orders):
     assert [s["type"] for s in payload["tool_steps"]] == ["confirmation_request"]
     assert payload["tool_steps"][0]["arguments"] == {"order_id": "A1002"}
     assert not any("cancel" in path for path in orders.raw_paths)
+
+
+def test_chat_marks_a_curated_answer(write_spec):
+    write_spec(
+        "shop",
+        "name: Shop\ninstructions: x\nmodel: {provider: fake}\nknowledge: {files: [], embedding_model: fake}\n"
+        "curated_answers:\n  - {question: 'Do you ship to Canada?', answer: 'Yes, in 5-8 days.'}\n",
+    )
+    payload = json.loads(invoke("chat", "shop", "-m", "Do you ship to Canada?", "--json").stdout)
+    assert payload["text"] == "Yes, in 5-8 days."
+    assert payload["curated"]["question"] == "Do you ship to Canada?"
+    shown = invoke("chat", "shop", "-m", "Do you ship to Canada?")
+    assert shown.stdout.strip() == "Yes, in 5-8 days."
+    assert "[curated] answer to 'Do you ship to Canada?'" in shown.stderr

@@ -256,3 +256,25 @@ def test_action_approval_round_trip_over_the_api(make_app, live, write_spec, gpt
     steps = done.choices[0].message.model_extra["tool_steps"]
     assert [s["type"] for s in steps] == ["tool_call", "tool_result"] and steps[1]["error"] is False
     assert orders.raw_paths.count("/orders/A1002/cancel") == 1
+
+
+def test_curated_answers_are_marked_in_the_message_the_stream_and_legacy_completions(make_app, live, write_spec):
+    write_spec(
+        "shop",
+        "name: Shop\ninstructions: x\nmodel: {provider: fake, options: {replies: ['from the model']}}\n"
+        "knowledge: {files: [], embedding_model: fake, on_no_match: answer}\n"
+        "curated_answers:\n  - {question: 'What is your return window?', answer: '30 days from delivery.'}\n",
+    )
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    ask = [{"role": "user", "content": "What is your return window?"}]
+    message = client.chat.completions.create(model="shop", messages=ask).choices[0].message
+    assert message.content == "30 days from delivery."
+    assert message.model_extra["curated"]["question"] == "What is your return window?"
+    chunks = list(client.chat.completions.create(model="shop", messages=ask, stream=True))
+    marks = [(c.choices[0].delta.model_extra or {}).get("curated") for c in chunks if c.choices]
+    assert any(m and m["score"] > 0.99 for m in marks)
+    legacy = client.completions.create(model="shop", prompt="What is your return window?")
+    assert legacy.choices[0].model_extra["curated"]["question"] == "What is your return window?"
+    other = client.chat.completions.create(model="shop", messages=[{"role": "user", "content": "hello"}]).choices[0].message
+    assert other.content == "from the model" and "curated" not in (other.model_extra or {})

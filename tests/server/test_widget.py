@@ -202,3 +202,16 @@ def test_the_chat_page_itself_may_post_messages(client):
     response, events = ask(client, "shop", token, origin="http://testserver")  # the iframe, same origin as the server
     assert response.status_code == 200 and events[-1]["type"] == "done"
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_a_curated_answer_is_marked_in_the_widget_stream(make_app, write_spec):
+    write_spec(
+        "faq",
+        widget_spec(["model"], extra="knowledge: {files: [], embedding_model: fake}\n"
+                    "curated_answers:\n  - {question: 'Do you ship to Canada?', answer: 'Yes, in 5-8 days.'}\n"),
+    )
+    client = TestClient(make_app(ServerConfig(api_keys=("sk-secret",))))
+    token = session(client, "faq").json()["token"]
+    _, events = ask(client, "faq", token, "Do you ship to Canada?", origin=SITE)
+    assert [e["type"] for e in events][0] == "curated"
+    assert events[-1]["html"] == "<p>Yes, in 5-8 days.</p>\n"

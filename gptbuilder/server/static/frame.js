@@ -145,6 +145,9 @@
         list.appendChild(item);
       });
       answer.appendChild(list);
+    } else if (event.type === "curated") {
+      answer.setAttribute("data-curated", "true");
+      answer.title = "A curated answer from the GPT's author";
     } else if (event.type === "error") {
       answer.appendChild(el("p", "msg-error", event.message));
       answer.className = "msg assistant error";
