@@ -220,6 +220,16 @@ def test_the_real_embedded_model_looks_up_an_order_through_the_action(write_spec
     assert len(orders.raw_paths) == before
 
 
+def test_the_real_embedded_model_copies_code_into_the_python_tool_exactly(write_spec):
+    """Arguments are decoded without a repeat penalty, so code with repeated brackets survives the copy."""
+    path = write_spec("coder", "name: Coder\ninstructions: Run code with the python tool.\ntools: [python]\nmodel: {max_tokens: 80}\n")
+    events = list(compile_agent(load_spec(path)).stream("Run this code: print(sum(range(1, 101)))"))
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert [(c.name, c.arguments) for c in calls] == [("python", {"code": "print(sum(range(1, 101)))"})]
+    assert not results[0].error and results[0].content.strip() == "5050"
+
+
 def test_tool_definitions_are_counted_in_the_context_budget(write_spec, gpts_dir):
     model = "model: {provider: fake, context_window: 2000, max_tokens: 100}\n"
     plain = compile_agent(load_spec(write_spec("plain", "name: P\ninstructions: x\n" + model)))

@@ -129,6 +129,9 @@ class LocalChatModel(StreamingChatModel):
                 yield ChatGenerationChunk(message=AIMessageChunk(content=text))
             yield final_chunk(run.result.prompt_tokens, run.result.completion_tokens, run.result.finish_reason, self.model_name())
             return
+        if turn.kind == "arguments" and "repeat_penalty" in params:
+            # Arguments are mostly copied from the request; a repeat penalty garbles the copy ("sum((" -> "sum({").
+            params = {**params, "repeat_penalty": 1.0}
         # A JSON reply is only meaningful once complete: collect it, then emit the parsed message.
         run = _Run(self._decode(turn.messages, params, turn.schema))
         text = "".join(run)
