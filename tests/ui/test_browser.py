@@ -115,3 +115,43 @@ def test_browser_real_model_and_embeddings_answer_with_sources(browser, write_sp
     page.get_by_text("knowledge/returns.md").wait_for(timeout=120_000)
     assert "Shoes can be returned within 30 days" in page.locator(".gb-chatbot").inner_text()
     page.screenshot(path=str(tmp_path / "store-real.png"), full_page=True)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "gpts"
+
+
+def test_browser_every_shipped_gpt_answers_its_first_starter(browser, launch, tmp_path):
+    """The store as a newcomer sees it: each shipped GPT, its first starter clicked, answered on the real model."""
+    from gptbuilder.store import Store
+
+    store = Store(SHIPPED, data_dir=tmp_path / "data")
+    demo, _ = launch(store)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for loaded in store.specs():
+        starter = loaded.spec.conversation_starters[0]
+        page.goto(f"{demo.local_url}?gpt={loaded.id}")
+        page.get_by_role("button", name=starter).click(timeout=30_000)
+        chat = page.locator(".gb-chatbot")
+        chat.get_by_text(starter).first.wait_for(timeout=30_000)
+        answer = _settled_answer(page)
+        assert answer.strip() and "stopped" not in answer.lower() and "error" not in answer.lower(), (loaded.id, answer)
+        if loaded.spec.knowledge and "Curated answer" not in answer:
+            assert "Sources" in answer, (loaded.id, answer)
+        page.screenshot(path=str(tmp_path / f"starter-{loaded.id}.png"), full_page=True)
+
+
+def _settled_answer(page, timeout_s: float = 180) -> str:
+    """The last answer's text once it has stopped changing for three seconds."""
+    import time
+
+    bots = page.locator(".gb-chatbot .bot, .gb-chatbot [data-testid='bot']")
+    deadline = time.monotonic() + timeout_s
+    last, steady = "", 0
+    while time.monotonic() < deadline:
+        text = bots.last.inner_text() if bots.count() else ""
+        steady = steady + 1 if text.strip() and text == last else 0
+        if steady >= 3:
+            return text
+        last = text
+        page.wait_for_timeout(1000)
+    raise AssertionError(f"no settled answer within {timeout_s} s: {last!r}")
