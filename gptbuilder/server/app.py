@@ -74,10 +74,11 @@ def create_app(
     app.state.gptbuilder = state
     install_handlers(app)
 
-    from . import openai_api, widget
+    from . import admin, openai_api, widget
 
     app.include_router(openai_api.router)
     app.include_router(widget.router)
+    app.include_router(admin.router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
