@@ -67,15 +67,18 @@ class Database:
         return cls(database_url(data_dir))
 
     def create_schema(self) -> None:
-        """Create every registered table that does not exist yet (safe to call from every replica)."""
+        """Create or migrate the schema to the newest version (safe to call from every replica)."""
         with self._lock:
             if self._ready:
                 return
             for module in TABLE_MODULES:
                 importlib.import_module(module)
 
+            from .migrations import migrate
+
             try:
-                Base.metadata.create_all(self.engine)
+                with self.engine.begin() as connection:
+                    migrate(connection, Base.metadata)
             except SQLAlchemyError as exc:
                 raise DatabaseError(f"cannot prepare the database at {self.engine.url!r}: {exc}") from exc
             self._ready = True
