@@ -8,6 +8,7 @@ a hash of the spec file, its instructions file, its knowledge files and its acti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import hashlib
 import json
@@ -146,12 +147,22 @@ def spec_version(loaded: LoadedSpec) -> str:
     digest = hashlib.sha256()
     for path in sorted(set(_version_files(loaded))):
         try:
-            data = path.read_bytes()
+            st = path.stat()
+            content = _file_digest(str(path), st.st_mtime_ns, st.st_size)
         except OSError:
-            data = b"<unreadable>"
+            content = hashlib.sha256(b"<unreadable>").digest()
         relative = path.relative_to(loaded.folder).as_posix() if path.is_relative_to(loaded.folder) else path.name
-        digest.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
+        digest.update(relative.encode() + b"\0" + content)
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
+    """A file's content hash, read again only when its modification time or size changes.
+
+    The store asks for every GPT's version on each Discover render; unchanged files are not re-read.
+    """
+    return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
 def _version_files(loaded: LoadedSpec) -> Iterable[Path]:
