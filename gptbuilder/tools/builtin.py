@@ -189,10 +189,16 @@ def format_number(value: int | float) -> str:
     return format(value, ".15g")
 
 
+def _shown(expression: str) -> str:
+    """The expression as the result repeats it: "1299 * 0.8 = 1039.2" rather than "1039.2", since with the
+    sum beside it even the embedded 135M model restates the result instead of inventing one."""
+    return " ".join(expression.split()).rstrip("= ")
+
+
 def calculator_tool() -> BaseTool:
     """The calculator tool: exact arithmetic, safe for any input."""
     return StructuredTool.from_function(
-        func=lambda expression: format_number(calculate(expression)),
+        func=lambda expression: f"{_shown(expression)} = {format_number(calculate(expression))}",
         name="calculator",
         description=(
             "Evaluate an arithmetic expression and return the number. Use it for any arithmetic instead of "

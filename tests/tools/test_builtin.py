@@ -53,7 +53,7 @@ def call(tool: BaseTool, **args) -> ToolMessage:
 def test_calculator_evaluates_arithmetic(expression: str, expected: str):
     message = call(builtin_tool("calculator"), expression=expression)
     assert message.status == "success"
-    assert message.content == expected
+    assert message.content == f"{' '.join(expression.split()).rstrip('= ')} = {expected}"
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_invalid_arguments_go_back_to_the_model():
 
 
 def test_calculator_works_async():
-    assert asyncio.run(builtin_tool("calculator").ainvoke({"expression": "3 * 3"})) == "9"
+    assert asyncio.run(builtin_tool("calculator").ainvoke({"expression": "3 * 3"})) == "3 * 3 = 9"
 
 
 # --- current_time -----------------------------------------------------------------------------
