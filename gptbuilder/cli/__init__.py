@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from ..errors import GPTBuilderError
 from ..settings import Settings
-from . import chat, importer, knowledge, specs, testing
+from . import chat, doctor, importer, knowledge, specs, testing
 from . import serve
 
 class _Group(TyperGroup):
@@ -56,6 +56,7 @@ knowledge.register(app)
 serve.register(app)
 testing.register(app)
 importer.register(app)
+doctor.register(app)
 
 
 def main() -> None:

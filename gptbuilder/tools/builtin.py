@@ -22,7 +22,7 @@ from ..errors import ToolError, did_you_mean
 from ..spec import BUILTIN_TOOLS
 from .functions import validation_handler
 from .network import NetworkError, ResponseTooLargeError, guarded_client
-from .sandbox import SandboxResult, run_python
+from .sandbox import SandboxResult, require_sandbox, run_python
 
 MAX_EXPRESSION_CHARS = 500
 MAX_RESULT_BITS = 10_000  # about 3,000 decimal digits
@@ -293,7 +293,8 @@ class PythonInput(BaseModel):
 
 
 def python_tool(*, timeout: float = 10.0, memory_mb: int = 512, max_output_chars: int = 10_000) -> BaseTool:
-    """The python tool: runs code in the sandbox and returns what it printed."""
+    """The python tool: runs code in the sandbox and returns what it printed; ToolError when there is none."""
+    require_sandbox()  # refuse to build, naming what to install, rather than fail on every call
 
     def python(code: str) -> str:
         if not code.strip():
@@ -316,8 +317,8 @@ def python_tool(*, timeout: float = 10.0, memory_mb: int = 512, max_output_chars
         name="python",
         description=(
             "Run Python 3 code and get back what it prints (and any error). Use it for calculations over "
-            "data, text processing, dates and checking code. Standard library only; no network, no "
-            "processes, no files kept: every call starts fresh, so define everything you use and print() "
+            "data, text processing, dates and checking code. Standard library only; no network, no other "
+            "programs, no files kept: every call starts fresh, so define everything you use and print() "
             f"the results. Limits: {timeout:g} s, {memory_mb} MB."
         ),
         args_schema=PythonInput,

@@ -1,26 +1,34 @@
-"""The Python sandbox, with real child processes: output, limits, isolation and the guard."""
+"""The Python sandbox, with real child processes: output, limits, isolation, and what happens without bubblewrap.
+
+The attacks (escapes tried against the old in-interpreter guard) live in tests/security/.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from gptbuilder.errors import ToolError
-from gptbuilder.tools.sandbox import SandboxResult, cut_middle, run_python
+from gptbuilder.tools.builtin import builtin_tool
+from gptbuilder.tools.sandbox import (
+    DISK_MB,
+    UNSAFE_ENV,
+    SandboxResult,
+    cut_middle,
+    require_sandbox,
+    run_python,
+    sandbox_status,
+)
 
 
 def run(code: str, *, timeout: float = 10, memory_mb: int = 512, max_output_chars: int = 10_000) -> SandboxResult:
     """Run `code` in the sandbox with generous defaults."""
     return run_python(code, timeout=timeout, memory_mb=memory_mb, max_output_chars=max_output_chars)
-
-
-def refused(result: SandboxResult, says: str) -> bool:
-    """Whether the run failed with the guard's PermissionError saying `says`."""
-    return result.exit_code == 1 and "PermissionError" in result.error and says in result.stderr
 
 
 # --- output and errors ------------------------------------------------------------------------
@@ -31,6 +39,7 @@ def test_prints_output():
     assert result.ok
     assert (result.stdout, result.stderr, result.exit_code) == ("hello 42\n", "note\n", 0)
     assert not result.timed_out and not result.truncated
+    assert result.sandbox == "bubblewrap"
 
 
 def test_exceptions_give_the_traceback_of_the_users_code_only():
@@ -44,10 +53,11 @@ def test_exceptions_give_the_traceback_of_the_users_code_only():
     assert "<sandbox>" not in result.stderr and "<string>" not in result.stderr
 
 
-def test_guard_frames_are_left_out_of_tracebacks():
-    result = run("import os\nos.fork()")
-    assert "<sandbox>" not in result.stderr and "guard" not in result.stderr
+def test_bootstrap_frames_are_left_out_of_tracebacks():
+    result = run("raise ValueError('mine')")
+    assert "<sandbox>" not in result.stderr and "_setup" not in result.stderr
     assert result.stderr.count('File "') == 1
+    assert result.error == "ValueError: mine"
 
 
 def test_syntax_errors_point_at_the_line():
@@ -60,6 +70,11 @@ def test_exit_status_is_kept():
     assert run("import sys; sys.exit(0)").ok
     result = run("import sys; sys.exit(3)")
     assert (result.exit_code, result.error) == (3, "exited with status 3")
+
+
+def test_death_by_signal_is_reported_as_the_signal():
+    result = run("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)")
+    assert (result.exit_code, result.error) == (-15, "was killed by SIGTERM")
 
 
 def test_user_code_runs_as_main_with_its_own_argv():
@@ -138,61 +153,38 @@ def test_threads_still_work():
 
 
 def test_limits_cannot_be_raised_from_inside():
-    result = run("import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))")
-    assert refused(result, "resource.setrlimit is not allowed")
+    code = "import resource\nprint(resource.getrlimit(resource.RLIMIT_AS))\n"
+    code += "resource.setrlimit(resource.RLIMIT_AS, (-1, -1))"
+    result = run(code, memory_mb=256)
+    assert result.stdout == f"({256 * 1024 * 1024}, {256 * 1024 * 1024})\n"
+    assert result.error == "ValueError: not allowed to raise maximum limit"
+
+
+def test_cpu_time_is_limited_per_process():
+    code = "import resource\nprint(resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_FSIZE))"
+    assert run(code, timeout=3).stdout == f"(4, 5) ({DISK_MB * 1024 * 1024}, {DISK_MB * 1024 * 1024})\n"
 
 
 # --- processes --------------------------------------------------------------------------------
 
 
-def test_fork_is_refused():
-    assert refused(run("import os\nos.fork()"), "starting processes (os.fork) is not allowed in the python tool")
-
-
-def test_fork_bomb_is_refused():
-    started = time.monotonic()
-    result = run("import os\nwhile True:\n    os.fork()", timeout=5)
-    assert time.monotonic() - started < 5
-    assert refused(result, "os.fork")
-
-
-def test_subprocess_is_refused():
-    result = run("import subprocess\nsubprocess.run(['ls'])")
-    assert refused(result, "starting processes (subprocess.Popen) is not allowed")
-    assert result.stdout == ""
-
-
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import os\nos.system('echo hacked')",
-        "import os\nos.execv('/bin/echo', ['echo', 'hacked'])",
-        "import os\nos.posix_spawn('/bin/echo', ['echo', 'hacked'], {})",
-        "import pty\npty.fork()",
-        "import multiprocessing\np = multiprocessing.Process(target=print)\np.start()",
-        "import _posixsubprocess\n_posixsubprocess.fork_exec()",
-        "import sys\ndel sys.modules['_posixsubprocess']\nimport _posixsubprocess",
-    ],
-)
-def test_every_way_to_start_a_process_is_refused(code: str):
+def test_the_code_may_start_python_itself_but_no_other_program_exists():
+    code = "import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', 'print(2 + 2)'], "
+    code += "capture_output=True, text=True).stdout, end='')\nsubprocess.run(['sh', '-c', 'echo hacked'])"
     result = run(code)
-    assert result.exit_code == 1 and "PermissionError" in result.error
-    assert "hacked" not in result.stdout
+    assert result.stdout == "4\n"
+    assert result.error == "FileNotFoundError: [Errno 2] No such file or directory: 'sh'"
 
 
-def test_other_processes_cannot_be_signalled():
-    assert refused(run("import os, signal\nos.kill(os.getppid(), signal.SIGTERM)"), "may not signal other processes")
-
-
-def test_ctypes_is_refused():
-    assert refused(run("import ctypes"), "importing ctypes is not allowed in the python tool")
-
-
-def test_the_guard_cannot_be_switched_off():
-    code = "import gc\nfor o in gc.get_objects():\n    if getattr(o, '__name__', '') == 'guard':\n"
-    code += "        o.__defaults__ = None\n"
-    assert refused(run(code), "changing __defaults__ is not allowed")
-    assert refused(run("(lambda: 0).__code__.replace()"), "code.__new__ is not allowed")
+def test_processes_are_capped():
+    code = "import os, time\nn = 0\ntry:\n    while n < 500:\n        if os.fork() == 0:\n"
+    code += "            time.sleep(30)\n            os._exit(0)\n        n += 1\nexcept OSError as exc:\n"
+    code += "    print(n, exc.errno)"
+    started = time.monotonic()
+    result = run(code, timeout=5)
+    assert time.monotonic() - started < 5  # the sleeping children die with the sandbox, they do not hold the call
+    count, errno = result.stdout.split()
+    assert 0 < int(count) <= 40 and errno == "11"
 
 
 # --- network ----------------------------------------------------------------------------------
@@ -200,7 +192,7 @@ def test_the_guard_cannot_be_switched_off():
 
 @pytest.fixture
 def listener():
-    """A real TCP socket listening on loopback; yields its port."""
+    """A real TCP socket listening on loopback; yields it."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -209,102 +201,72 @@ def listener():
     server.close()
 
 
-def test_connecting_to_a_listening_loopback_socket_is_refused(listener):
+def test_the_hosts_loopback_is_out_of_reach(listener):
     port = listener.getsockname()[1]
     result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')")
-    assert refused(result, "network access is not allowed in the python tool")
+    assert result.error == "ConnectionRefusedError: [Errno 111] Connection refused"
     assert result.stdout == ""
     with pytest.raises(TimeoutError):
         listener.accept()
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import socket\nsocket.socket()",
-        "import socket\nsocket.socket(socket.AF_UNIX)",
-        "import socket\nsocket.getaddrinfo('example.com', 80)",
-        "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/')",
-    ],
-)
-def test_sockets_and_lookups_are_refused(code: str, listener):
-    result = run(code.format(port=listener.getsockname()[1]))
-    assert result.exit_code == 1
-    assert "network access is not allowed in the python tool" in result.stderr
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace without a user namespace needs root")
-def test_as_root_the_child_has_its_own_empty_network_namespace():
-    result = run("import socket\nprint(socket.if_nameindex())")
-    assert result.network_namespace
+def test_the_only_network_interface_is_an_unconnected_loopback():
+    result = run("import socket\nprint(socket.if_nameindex())\nsocket.getaddrinfo('example.com', 80)")
     assert result.stdout == "[(1, 'lo')]\n"
+    assert result.error.startswith("socket.gaierror")
 
 
 # --- files and environment --------------------------------------------------------------------
 
 
-def test_files_go_to_a_temporary_folder_that_is_removed(tmp_path: Path):
-    code = "import os, tempfile\nopen('notes.txt', 'w').write('hi')\nos.makedirs('sub/dir')\n"
+def test_files_go_to_a_private_tmp_that_is_gone_afterwards():
+    name = f"notes-{uuid.uuid4().hex}.txt"
+    code = f"import os, tempfile\nopen({name!r}, 'w').write('hi')\nos.makedirs('sub/dir')\n"
     code += "tempfile.NamedTemporaryFile(delete=False).write(b'x')\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))"
     result = run(code)
     workdir, listing = result.stdout.splitlines()
-    assert "main.py" in listing and "notes.txt" in listing and "sub" in listing
-    assert Path(workdir).name.startswith("gptbuilder-python-")
-    assert not Path(workdir).exists()
-    assert Path.cwd() != Path(workdir)
+    assert workdir == "/tmp"
+    assert "main.py" in listing and name in listing and "sub" in listing
+    assert not (Path("/tmp") / name).exists()  # the host's /tmp never saw it
 
 
 def test_each_run_starts_fresh():
-    first = run("open('state.txt', 'w').write('1')\nimport os\nprint(os.getcwd())")
-    second = run("import os\nprint(os.path.exists('state.txt'), os.getcwd())")
-    assert second.stdout.startswith("False ")
-    assert second.stdout.split()[1] != first.stdout.strip()
+    run("open('state.txt', 'w').write('1')")
+    assert run("import os\nprint(os.path.exists('state.txt'))").stdout == "False\n"
 
 
-def test_writing_outside_the_working_folder_is_refused(tmp_path: Path):
-    tmp_path = tmp_path / "outside"
-    tmp_path.mkdir()
-    target = tmp_path / "escaped.txt"
-    for code in [
-        f"open({str(target)!r}, 'w').write('x')",
-        f"import os\nos.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)",
-        "import os\nos.makedirs('a/b')\nos.chdir('a/b')\n" + f"open('../../../{'../' * 10}{str(target)[1:]}', 'w')",
-        f"import os\nfd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
-        "os.open('escaped.txt', os.O_WRONLY | os.O_CREAT, dir_fd=fd)",
-        f"import os\nos.symlink({str(tmp_path)!r}, 'link')\nopen('link/escaped.txt', 'w')",
-        f"import sqlite3\nsqlite3.connect({str(target)!r})",
-        f"import shutil\nshutil.copyfile('main.py', {str(target)!r})",
-    ]:
-        result = run(code)
-        assert result.exit_code == 1 and "PermissionError" in result.error, code
-    assert not target.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_changing_files_outside_is_refused(tmp_path: Path):
-    victim = tmp_path / "keep.txt"
-    victim.write_text("precious")
-    for code in [f"import os\nos.remove({str(victim)!r})", f"import os\nos.rename({str(victim)!r}, 'mine.txt')",
-                 f"import os\nos.chmod({str(victim)!r}, 0o777)", f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
-                 f"import os\nos.truncate({str(victim)!r}, 0)", f"import os\nos.utime({str(victim)!r}, (0, 0))"]:
-        result = run(code)
-        assert result.exit_code == 1 and "PermissionError" in result.error, code
-    assert victim.read_text() == "precious"
-
-
-def test_reading_outside_the_working_folder_and_the_standard_library_is_refused(tmp_path: Path):
-    secret = tmp_path / ".env"
+def test_files_outside_are_neither_visible_nor_writable(tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / ".env"
     secret.write_text("OPENAI_API_KEY=sk-on-disk")
-    result = run(f"print(open({str(secret)!r}).read())")
-    assert refused(result, "may only read its working folder and the standard library")
-    assert "sk-on-disk" not in result.stdout
-    assert run("import json, zoneinfo\nprint(zoneinfo.ZoneInfo('Europe/Paris'))").stdout == "Europe/Paris\n"
+    target = outside / "escaped.txt"
+    for code in [f"print(open({str(secret)!r}).read())", f"open({str(target)!r}, 'w').write('x')",
+                 f"import os\nos.remove({str(secret)!r})", f"import sqlite3\nsqlite3.connect({str(target)!r})"]:
+        result = run(code)
+        assert not result.ok, code
+        assert "sk-on-disk" not in result.stdout + result.stderr
+    assert sorted(p.name for p in outside.iterdir()) == [".env"]
+    assert secret.read_text() == "OPENAI_API_KEY=sk-on-disk"
 
 
-def test_other_processes_cannot_be_read():
-    result = run("import os\nprint(open(f'/proc/{os.getppid()}/environ').read())")
-    assert refused(result, "may not read other processes")
-    assert run("print(len(open('/proc/self/status').read()) > 0)").stdout == "True\n"
+def test_the_filesystem_outside_tmp_is_read_only():
+    code = "import os\nfor path in ['/x', '/usr/x', '/usr/lib/x', '/dev/x', '/dev/shm/x', '/etc/x']:\n"
+    code += "    try:\n        open(path, 'w')\n        print('wrote', path)\n    except OSError as exc:\n"
+    code += "        print(exc.errno)"
+    assert set(run(code).stdout.split()) <= {"13", "30"}  # EACCES, EROFS
+
+
+def test_the_standard_library_works_and_nothing_else_is_importable():
+    assert run("import json, zoneinfo, sqlite3\nprint(zoneinfo.ZoneInfo('Europe/Paris'))").stdout == "Europe/Paris\n"
+    assert run("import pydantic").error == "ModuleNotFoundError: No module named 'pydantic'"
+
+
+def test_only_the_sandboxs_own_processes_are_visible():
+    result = run(f"import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+                 f"print(os.path.exists('/proc/{os.getpid()}'))")
+    pids, server_visible = result.stdout.splitlines()
+    assert pids == "[1, 2]" and server_visible == "False"
 
 
 def test_environment_variables_of_the_server_are_not_visible(monkeypatch: pytest.MonkeyPatch):
@@ -314,10 +276,50 @@ def test_environment_variables_of_the_server_are_not_visible(monkeypatch: pytest
     assert result.ok
     names, key = result.stdout.splitlines()
     assert key == "None"
-    assert names == "['HOME', 'LANG', 'MALLOC_ARENA_MAX', 'PATH', 'TMPDIR']"
+    assert set(eval(names)) <= {"HOME", "LANG", "LD_LIBRARY_PATH", "MALLOC_ARENA_MAX", "PATH", "PWD", "TMPDIR"}
     assert "sk-parent-secret" not in result.stdout + result.stderr
 
 
-def test_only_the_standard_library_is_importable():
-    result = run("import pydantic")
-    assert result.error == "ModuleNotFoundError: No module named 'pydantic'"
+# --- without bubblewrap -----------------------------------------------------------------------
+
+
+def test_without_bubblewrap_the_python_tool_refuses_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap here
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    status = sandbox_status()
+    assert (status.kind, status.usable) == ("unavailable", False)
+    with pytest.raises(ToolError) as caught:
+        builtin_tool("python")
+    message = str(caught.value)
+    assert "bubblewrap (bwrap) is not installed" in message
+    assert "apt-get install bubblewrap" in message and UNSAFE_ENV in message
+    with pytest.raises(ToolError, match="the python tool needs a sandbox"):
+        run("print(1)")
+
+
+def test_a_bubblewrap_that_cannot_make_namespaces_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.0'; exit 0; }\n"
+                    "echo 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    status = sandbox_status()
+    assert status.kind == "unavailable" and status.version == "bubblewrap 0.0"
+    assert "cannot build a sandbox here" in status.detail
+    assert "No permissions to create new namespace" in status.detail
+
+
+def test_the_operator_may_opt_in_to_unsafe_local_execution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv(UNSAFE_ENV, "1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-parent-secret")
+    assert require_sandbox().kind == "unsafe-local"
+    assert "UNSANDBOXED" in sandbox_status().detail
+    result = run("import os\nprint(os.getcwd())\nprint(os.environ.get('OPENAI_API_KEY'))")
+    assert result.sandbox == "unsafe-local"
+    workdir, key = result.stdout.splitlines()
+    assert Path(workdir).name.startswith("gptbuilder-python-") and not Path(workdir).exists()
+    assert key == "None"
+    assert run("while True:\n    pass", timeout=1).timed_out
+    assert builtin_tool("python").invoke({"code": "print(6 * 7)"}) == "42"
