@@ -20,8 +20,8 @@ from pathlib import Path
 
 from gptbuilder.agent import compile_agent
 from gptbuilder.events import Done, TextDelta
+from gptbuilder.loader import load_spec
 from gptbuilder.models import llama_cpp as backend
-from gptbuilder.spec import load_spec
 
 SYSTEM = "You are a helpful assistant."
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."

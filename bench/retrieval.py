@@ -32,7 +32,7 @@ from gptbuilder.knowledge.chunking import split_sections
 from gptbuilder.knowledge.embeddings import get_embedder, packaged_model_path
 from gptbuilder.knowledge.index import KnowledgeIndex
 from gptbuilder.knowledge.loaders import load_file
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 
 K = 5
 MODES = ("bm25", "dense", "hybrid")

@@ -3,7 +3,8 @@
 from .agent import Agent, Reply, compile_agent
 from .errors import GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
 from .events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult, Usage
-from .spec import GPTSpec, LoadedSpec, load_spec
+from .loader import LoadedSpec, load_spec
+from .spec import GPTSpec
 from .store import Store
 
 __version__ = "0.1.0"

@@ -23,8 +23,8 @@ from langchain_core.messages import (
 
 from .errors import GPTBuilderError, InputError, ModelError
 from .events import Citation, ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult, Usage
+from .loader import LoadedSpec
 from .models.registry import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
-from .spec import LoadedSpec
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -417,11 +417,6 @@ def compile_agent(
     """
     from .models.registry import create_model
 
-    unsupported = loaded.unsupported_sections()
-    if unsupported:
-        logger.warning(
-            "%s: %s validated but not used yet by gptbuilder %s", loaded.id, ", ".join(unsupported), _version()
-        )
     tools: list[Any] = []
     if loaded.spec.tools:
         from .tools.compile import build_tools

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from .errors import InputError, SpecError, SpecProblem
-from .spec import BUILTIN_TOOLS, ID_PATTERN, LoadedSpec, load_spec
+from .loader import LoadedSpec, load_spec
+from .spec import BUILTIN_TOOLS, ID_PATTERN
 from .yamlsafe import parse_yaml, read_yaml
 
 MAX_UPLOAD_BYTES = 10_000_000

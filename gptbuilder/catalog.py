@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import SpecError
-from .spec import CATEGORIES, Category, LoadedSpec
+from .loader import LoadedSpec
+from .spec import CATEGORIES, Category
 from .spec_errors import describe_validation_error
 from .yamlsafe import read_yaml
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from .events import Curated, Done, Event, TextDelta, Usage
 from .knowledge.embeddings import Embedder, get_embedder
-from .spec import CuratedAnswer, LoadedSpec
+from .loader import LoadedSpec
+from .spec import CuratedAnswer
 
 
 @dataclass(frozen=True)

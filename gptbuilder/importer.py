@@ -111,7 +111,7 @@ def detect(data: Any) -> Format | None:
 
 def write(result: ImportResult, out: Path, *, source: str, force: bool = False) -> list[Path]:
     """Write the spec (and its action files) to ``out``; refuses lost parts or existing files unless forced."""
-    from .spec import load_spec
+    from .loader import load_spec
 
     if result.lost and not force:
         raise InputError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from pathlib import Path, PurePosixPath
 
@@ -29,12 +30,16 @@ def safe_join(root: Path, relative: str) -> Path:
         if _GLOB.search(part):
             break
         fixed.append(part)
-    if fixed:
-        if not root.joinpath(*fixed).resolve().is_relative_to(root.resolve()):
-            raise PathEscapeError(f"{relative!r} leads outside the spec's folder through a symlink")
+    if fixed and not root.joinpath(*fixed).resolve().is_relative_to(root.resolve()):
+        raise PathEscapeError(f"{relative!r} leads outside the spec's folder through a symlink")
     return target
 
 
 def is_within(root: Path, candidate: Path) -> bool:
     """Whether ``candidate`` (after resolving symlinks) lies inside ``root``."""
     return candidate.resolve().is_relative_to(root.resolve())
+
+
+def matching_files(pattern: Path) -> list[Path]:
+    """The files a spec glob (already joined with `safe_join`) matches, sorted; `**` spans folders."""
+    return sorted(path for path in map(Path, glob.glob(str(pattern), recursive=True)) if path.is_file())

@@ -1,11 +1,9 @@
-"""The GPT spec: pydantic models for one YAML file, and `load_spec` to read one safely."""
+"""The GPT spec: pydantic models for one YAML file and its JSON Schema; loading it is `loader`'s job."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,22 +13,21 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from .errors import SpecError, SpecProblem
-from .paths import PathEscapeError, safe_join
-from .yamlsafe import YamlDocument, read_yaml
-
 Category = Literal["customer-service", "content", "coding", "translation", "qa"]
-CATEGORIES: tuple[str, ...] = Category.__args__
+CATEGORIES: tuple[str, ...] = typing.get_args(Category)
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_INSTRUCTIONS_CHARS = 100_000
-IMPLEMENTED_SECTIONS: frozenset[str] = frozenset({"knowledge", "tools", "curated_answers", "tests", "widget", "limits"})  # reserved sections that gptbuilder acts on so far
+FUNCTION_PATH = r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$"  # package.module:function
+
+# The one table of built-in tool names; tools/builtin.py implements each of them.
+BuiltinName = Literal["calculator", "current_time", "python", "fetch_url"]
+BUILTIN_TOOLS: tuple[str, ...] = typing.get_args(BuiltinName)
 
 
 def _as_list(value: Any) -> Any:
@@ -129,16 +126,13 @@ class ActionTool(_Strict):
 class FunctionTool(_Strict):
     """`- function: my_pkg.tools:lookup_order` in `tools:` (a bare "pkg.mod:func" string works too)."""
 
-    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-BUILTIN_TOOLS = ("calculator", "current_time", "python", "fetch_url")
+    function: str = Field(pattern=FUNCTION_PATH)
 
 
 class BuiltinTool(_Strict):
     """`- builtin: python` with options, or just `- python` in `tools:`."""
 
-    builtin: Literal["calculator", "current_time", "python", "fetch_url"]
+    builtin: BuiltinName
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -168,13 +162,13 @@ ToolEntry = Annotated[
     Discriminator(
         _tool_kind,
         custom_error_type="tool_kind",
-        custom_error_message="a tool is a built-in name (calculator, current_time, python, fetch_url), "
+        custom_error_message=f"a tool is a built-in name ({', '.join(BUILTIN_TOOLS)}), "
         "'package.module:function', or a mapping with 'action', 'function' or 'builtin'",
     ),
     BeforeValidator(
         _tool_from_string,
-        json_schema_input_type=Literal["calculator", "current_time", "python", "fetch_url"]
-        | Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+        json_schema_input_type=BuiltinName
+        | Annotated[str, Field(pattern=FUNCTION_PATH)]
         | ActionTool
         | FunctionTool
         | BuiltinTool,
@@ -296,10 +290,9 @@ class GPTSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_instructions_source(self) -> GPTSpec:
-        if self.instructions is None and self.instructions_file is None:
-            raise ValueError("give the GPT 'instructions' (text) or 'instructions_file' (a path)")
-        if self.instructions is not None and self.instructions_file is not None:
-            raise ValueError("give 'instructions' or 'instructions_file', not both")
+        problem = instructions_source_problem(self.instructions, self.instructions_file)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("instructions")
@@ -321,37 +314,16 @@ class GPTSpec(_Strict):
         return answers
 
 
-@dataclass(frozen=True)
-class LoadedSpec:
-    """A validated spec with what the file implies: its id, folder and resolved instructions."""
+def instructions_source_problem(instructions: object, instructions_file: object) -> str | None:
+    """Why a spec does not give exactly one of `instructions` and `instructions_file`, or None.
 
-    id: str
-    path: Path
-    spec: GPTSpec
-    instructions: str
-    sources: tuple[Path, ...]
-
-    @property
-    def folder(self) -> Path:
-        """The folder every relative path of this spec is resolved against."""
-        return self.path.parent
-
-    def unsupported_sections(self) -> list[str]:
-        """Sections this spec fills that this version validates but does not act on yet."""
-        spec = self.spec
-        filled = {
-            "knowledge": spec.knowledge is not None,
-            "tools": bool(spec.tools),
-            "curated_answers": bool(spec.curated_answers),
-            "widget": spec.widget is not None,
-            "limits": spec.limits is not None,
-            "tests": bool(spec.tests),
-        }
-        return [name for name, used in filled.items() if used and name not in IMPLEMENTED_SECTIONS]
-
-    def resolve(self, relative: str) -> Path:
-        """Resolve a path written in the spec, refusing anything outside the spec's folder."""
-        return safe_join(self.folder, relative)
+    The loader asks this of the raw YAML too: pydantic runs the model check only once every field is valid.
+    """
+    if instructions is None and instructions_file is None:
+        return "give the GPT 'instructions' (text) or 'instructions_file' (a path)"
+    if instructions is not None and instructions_file is not None:
+        return "give 'instructions' or 'instructions_file', not both"
+    return None
 
 
 def spec_json_schema() -> dict[str, Any]:
@@ -360,106 +332,3 @@ def spec_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gptbuilder GPT spec"
     return schema
-
-
-def load_spec(path: str | Path, *, display: str | None = None, gpt_id: str | None = None) -> LoadedSpec:
-    """Read, validate and resolve one spec file; raise SpecError listing every problem in it.
-
-    ``gpt_id`` overrides the id taken from the file name (the builder validates drafts in temporary files).
-    """
-    from .spec_errors import describe_validation_error, provider_problems
-
-    path = Path(path)
-    shown = display or str(path)
-    gpt_id = path.stem if gpt_id is None else gpt_id
-    problems: list[SpecProblem] = []
-    if not ID_PATTERN.match(gpt_id) or len(gpt_id) > 64:
-        suggestion = re.sub(r"[^a-z0-9]+", "-", gpt_id.lower()).strip("-")[:64].strip("-") or "my-gpt"
-        problems.append(
-            SpecProblem(
-                shown,
-                "id",
-                f"{gpt_id!r} (the file name) is not a valid GPT id: use at most 64 lowercase letters, digits and "
-                f"dashes, e.g. rename the file to {suggestion}.yaml",
-            )
-        )
-    try:
-        doc: YamlDocument = read_yaml(path, display=shown)
-    except SpecError as exc:
-        raise SpecError([*problems, *exc.problems]) from None
-    try:
-        spec = GPTSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        problems.extend(describe_validation_error(exc, doc, shown))
-        problems.extend(_raw_problems(doc, shown, path.parent))
-        raise SpecError(problems) from None
-    problems.extend(provider_problems(spec.model, doc, shown, path.parent))
-    folder = path.parent
-    instructions = spec.instructions or ""
-    sources = [path]
-    for field_name, loc, relative in _spec_paths(spec):
-        try:
-            target = safe_join(folder, relative)
-        except PathEscapeError as exc:
-            problems.append(SpecProblem(shown, field_name, str(exc), doc.line_of(loc)))
-            continue
-        if field_name == "instructions_file":
-            text, problem = _read_instructions(target, relative)
-            if problem:
-                problems.append(SpecProblem(shown, field_name, problem, doc.line_of(("instructions_file",))))
-            else:
-                instructions = text
-                sources.append(target)
-    if problems:
-        raise SpecError(problems)
-    return LoadedSpec(gpt_id, path, spec, instructions, tuple(sources))
-
-
-def _spec_paths(spec: GPTSpec) -> Iterable[tuple[str, tuple, str]]:
-    """Every path written in the spec, with its field; each must stay inside the spec's folder."""
-    if spec.instructions_file:
-        yield "instructions_file", ("instructions_file",), spec.instructions_file
-    if spec.knowledge:
-        for index, pattern in enumerate(spec.knowledge.files):
-            yield f"knowledge.files[{index}]", ("knowledge", "files", index), pattern
-    for index, tool in enumerate(spec.tools):
-        if isinstance(tool, ActionTool):
-            yield f"tools[{index}].action.openapi", ("tools", index, "action", "openapi"), tool.action.openapi
-
-
-def _raw_problems(doc: YamlDocument, shown: str, folder: Path) -> list[SpecProblem]:
-    """Provider and path problems found in the raw data when the whole spec did not validate."""
-    from .spec_errors import provider_problems
-
-    data = doc.data
-    problems: list[SpecProblem] = []
-    try:
-        model = ModelConfig.model_validate(data.get("model") or {})
-    except ValidationError:
-        pass
-    else:
-        problems.extend(provider_problems(model, doc, shown, folder))
-    value = data.get("instructions_file")
-    if isinstance(value, str):
-        try:
-            safe_join(folder, value)
-        except PathEscapeError as exc:
-            problems.append(SpecProblem(shown, "instructions_file", str(exc), doc.line_of(("instructions_file",))))
-    return problems
-
-
-def _read_instructions(target: Path, relative: str) -> tuple[str, str | None]:
-    try:
-        data = target.read_bytes()
-    except FileNotFoundError:
-        return "", f"file not found: {relative}"
-    except OSError as exc:
-        return "", f"cannot read {relative}: {exc.strerror or exc}"
-    if len(data) > MAX_INSTRUCTIONS_CHARS * 4:
-        return "", f"{relative} is {len(data):,} bytes; instructions may be at most {MAX_INSTRUCTIONS_CHARS:,} characters"
-    text = data.decode("utf-8", errors="replace").strip()
-    if not text:
-        return "", f"{relative} is empty"
-    if len(text) > MAX_INSTRUCTIONS_CHARS:
-        return "", f"{relative} has {len(text):,} characters; at most {MAX_INSTRUCTIONS_CHARS:,} are allowed"
-    return text, None

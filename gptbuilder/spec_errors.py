@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import types
 import typing
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from .errors import ModelError, SpecProblem, did_you_mean
+from .errors import SpecProblem, did_you_mean
+from .spec import GPTSpec
 from .yamlsafe import YamlDocument
 
 
@@ -17,9 +18,7 @@ def describe_validation_error(
     exc: ValidationError, doc: YamlDocument, file: str, *, root: type[BaseModel] | None = None
 ) -> list[SpecProblem]:
     """One SpecProblem per pydantic error, with readable field paths and did-you-mean hints."""
-    if root is None:
-        from .spec import GPTSpec as root
-
+    root = root or GPTSpec
     problems = []
     for error in exc.errors(include_url=False):
         data_loc, display, parent, leaf = _walk(root, error["loc"])
@@ -29,25 +28,7 @@ def describe_validation_error(
     return problems
 
 
-def provider_problems(model: Any, doc: YamlDocument, file: str, folder: Path) -> list[SpecProblem]:
-    """Check `model.provider` against the installed providers, then let the provider check its config."""
-    from .models.registry import get_provider, provider_names
-
-    names = provider_names()
-    provider = model.provider
-    line = doc.line_of(("model", "provider"))
-    if provider not in names:
-        message = f"unknown provider {provider!r}{did_you_mean(provider, names)} (installed: {', '.join(names)})"
-        return [SpecProblem(file, "model.provider", message, line)]
-    try:
-        checks = get_provider(provider).check(model, base_dir=folder)
-    except Exception as exc:  # a plugin's own bug must not take validation down
-        message = str(exc) if isinstance(exc, ModelError) else f"provider {provider!r} failed its checks: {type(exc).__name__}: {exc}"
-        return [SpecProblem(file, "model.provider", message, line)]
-    return [SpecProblem(file, f"model.{field}", message, doc.line_of(("model", field))) for field, message in checks]
-
-
-def _message(error: dict[str, Any], parent: Any, leaf: Any, loc: tuple) -> str:
+def _message(error: Mapping[str, Any], parent: Any, leaf: Any, loc: tuple) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
@@ -58,7 +39,7 @@ def _message(error: dict[str, Any], parent: Any, leaf: Any, loc: tuple) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind == "literal_error" and typing.get_origin(leaf) is Literal:
-        message += did_you_mean(error.get("input"), [str(a) for a in typing.get_args(leaf)])
+        message += did_you_mean(str(error.get("input")), [str(a) for a in typing.get_args(leaf)])
     if kind == "missing":
         message = "required field is missing"
     return message

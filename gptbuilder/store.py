@@ -10,7 +10,7 @@ from pathlib import Path
 from .agent import Agent
 from .catalog import Catalog
 from .errors import GPTBuilderError, SpecError, SpecProblem, UnknownGPTError
-from .spec import LoadedSpec, load_spec
+from .loader import LoadedSpec, load_spec
 
 ModelFactory = Callable[..., object]
 Fingerprint = tuple[tuple[str, int, int], ...]

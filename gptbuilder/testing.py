@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import GPTBuilderError, InputError, SpecError
 from .events import Citation, ConfirmationRequest, Curated, Done, ToolCall
+from .loader import LoadedSpec
 from .paths import PathEscapeError, safe_join
-from .spec import ActionTool, LoadedSpec, ModelConfig, TestCase
+from .spec import ActionTool, ModelConfig, TestCase
 
 if TYPE_CHECKING:
     from .agent import Agent

@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from gptbuilder.agent import MAX_MESSAGE_CHARS, compile_agent
 from gptbuilder.errors import InputError, ModelError
 from gptbuilder.events import Done, TextDelta
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 
 SPEC = """
 name: Echo

@@ -9,7 +9,7 @@ import pytest
 from gptbuilder.agent import compile_agent
 from gptbuilder.errors import InputError
 from gptbuilder.events import Done, TextDelta, ToolCall
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 
 WEATHER = {
     "type": "function",

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from gptbuilder.agent import _confirmation_events, compile_agent
 from gptbuilder.errors import InputError
 from gptbuilder.events import ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 from tests.tools.test_actions import Service, orders_service
 
 REPO = Path(__file__).resolve().parents[1]

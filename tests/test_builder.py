@@ -8,7 +8,7 @@ import pytest
 
 from gptbuilder import builder
 from gptbuilder.errors import InputError, SpecError
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 from gptbuilder.store import Store
 
 GOOD = "name: Poet\ninstructions: |\n  Write poems.\n  Short ones.\nmodel: {provider: fake}\n"

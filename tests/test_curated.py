@@ -9,7 +9,8 @@ from gptbuilder.curated import CuratedAnswers
 from gptbuilder.errors import SpecError
 from gptbuilder.events import Citation, Curated, Done, TextDelta
 from gptbuilder.knowledge.embeddings import FakeEmbedder
-from gptbuilder.spec import CuratedAnswer, load_spec
+from gptbuilder.loader import load_spec
+from gptbuilder.spec import CuratedAnswer
 
 SPEC = """
 name: Shop

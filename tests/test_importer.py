@@ -9,7 +9,8 @@ import pytest
 
 from gptbuilder.errors import InputError
 from gptbuilder.importer import convert, detect, write
-from gptbuilder.spec import ActionTool, load_spec
+from gptbuilder.loader import load_spec
+from gptbuilder.spec import ActionTool
 from gptbuilder.tools.openapi import load_actions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"

@@ -1,65 +1,31 @@
-"""spec: one YAML file becomes a validated GPTSpec, or a SpecError listing every problem in it."""
+"""spec: the schema of one GPT file: field checks, did-you-mean, tool entry forms and the JSON Schema for editors."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import textwrap
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-import gptbuilder.models.registry as registry
 from gptbuilder.errors import SpecError, SpecProblem, did_you_mean
-from gptbuilder.models.registry import Provider, register_provider, unregister_provider
 from gptbuilder.spec import (
+    BUILTIN_TOOLS,
     CATEGORIES,
-    IMPLEMENTED_SECTIONS,
     ActionTool,
     BuiltinTool,
     FunctionTool,
     GPTSpec,
-    LoadedSpec,
-    load_spec,
     spec_json_schema,
 )
 from gptbuilder.yamlsafe import parse_yaml
+from tests.test_loader import MINIMAL, by_field, load, one_problem, problems
 
 REPO = Path(__file__).resolve().parents[1]
-MINIMAL = "name: Acme\ninstructions: Be helpful.\n"
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def load(folder: Path, text: str, name: str = "acme.yaml") -> LoadedSpec:
-    return load_spec(write(folder, name, text), display=name)
-
-
-def problems(folder: Path, text: str, name: str = "acme.yaml") -> list[SpecProblem]:
-    with pytest.raises(SpecError) as exc:
-        load(folder, text, name)
-    assert exc.value.problems, "a SpecError must carry at least one problem"
-    assert str(exc.value) == "\n".join(str(p) for p in exc.value.problems)
-    return exc.value.problems
-
-
-def one_problem(folder: Path, text: str, name: str = "acme.yaml") -> SpecProblem:
-    found = problems(folder, text, name)
-    assert len(found) == 1, [str(p) for p in found]
-    return found[0]
-
-
-def by_field(found: list[SpecProblem]) -> dict[str, SpecProblem]:
-    return {p.field: p for p in found}
-
 
 # --- SpecProblem / SpecError formatting ---------------------------------------------------------
 
@@ -108,7 +74,8 @@ def test_minimal_spec_loads_with_defaults(tmp_path: Path):
 
 
 def test_full_spec_from_the_design_loads(tmp_path: Path):
-    write(tmp_path, "actions/orders.yaml", "openapi: 3.1.0\n")
+    (tmp_path / "actions").mkdir()
+    shutil.copy(REPO / "gpts" / "actions" / "orders.openapi.yaml", tmp_path / "actions" / "orders.yaml")
     loaded = load(
         tmp_path,
         """\
@@ -133,6 +100,7 @@ def test_full_spec_from_the_design_loads(tmp_path: Path):
         tools:
           - calculator
           - action: {openapi: actions/orders.yaml, auth: {type: bearer, token_env: ACME_TOKEN}, confirm: [cancelOrder]}
+        allow_private_network: true  # the demo orders service listens on 127.0.0.1
         widget: {allowed_origins: ["https://acme.example"], greeting: "Hi! How can I help?"}
         tests:
           - {ask: "How long do I have to return shoes?", expect: {contains: ["30 days"], cites: returns.md}}
@@ -159,13 +127,6 @@ def test_full_spec_from_the_design_loads(tmp_path: Path):
     assert spec.tests[0].expect.cites == ["returns.md"]  # a single string becomes a list
 
 
-def test_shipped_example_loads():
-    loaded = load_spec(REPO / "gpts" / "assistant.yaml")
-    assert loaded.id == "assistant"
-    assert loaded.spec.name == "Helpful Assistant"
-    assert loaded.instructions.startswith("You are a helpful, friendly assistant.")
-
-
 def test_single_strings_become_lists(tmp_path: Path):
     spec = load(
         tmp_path,
@@ -179,20 +140,6 @@ def test_spec_is_frozen(tmp_path: Path):
     spec = load(tmp_path, MINIMAL).spec
     with pytest.raises(ValidationError):
         spec.name = "Other"  # type: ignore[misc]
-
-
-def test_unsupported_sections_lists_filled_sections_not_yet_implemented(tmp_path: Path):
-    assert load(tmp_path, MINIMAL).unsupported_sections() == []
-    loaded = load(tmp_path, MINIMAL + "knowledge: {files: ['docs/*.md']}\ntools: [calculator]\n")
-    expected = [name for name in ("knowledge", "tools") if name not in IMPLEMENTED_SECTIONS]
-    assert loaded.unsupported_sections() == expected
-
-
-def test_resolve_stays_inside_the_folder(tmp_path: Path):
-    loaded = load(tmp_path, MINIMAL)
-    assert loaded.resolve("docs/a.md") == tmp_path / "docs" / "a.md"
-    with pytest.raises(ValueError, match="may not leave"):
-        loaded.resolve("../a.md")
 
 
 # --- unknown fields and did-you-mean -----------------------------------------------------------
@@ -330,355 +277,6 @@ def test_enum_without_close_match_has_no_suggestion(tmp_path: Path):
     assert problem.message == "Input should be 'dense', 'bm25' or 'hybrid'"
 
 
-# --- all problems at once ----------------------------------------------------------------------
-
-
-def test_three_mistakes_give_three_problems(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        """\
-        name: Acme
-        instructions: hi
-        category: codng
-        knowledge:
-          search: hybird
-        model:
-          temprature: 1
-        """,
-    )
-    assert len(found) == 3
-    assert sorted(str(p) for p in found) == [
-        "acme.yaml: category: Input should be 'customer-service', 'content', 'coding', 'translation' or 'qa'; "
-        "did you mean 'coding'? (line 3)",
-        "acme.yaml: knowledge.search: Input should be 'dense', 'bm25' or 'hybrid'; did you mean 'hybrid'? (line 5)",
-        "acme.yaml: model.temprature: unknown field 'temprature'; did you mean 'temperature'? (line 7)",
-    ]
-
-
-def test_bad_id_and_field_errors_are_reported_together(tmp_path: Path):
-    found = problems(tmp_path, "name: Acme\ninstructions: hi\ncategori: qa\n", name="Acme_Support.yaml")
-    assert [p.field for p in found] == ["id", "categori"]
-
-
-def test_bad_id_and_several_path_problems_are_reported_together(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        """\
-        name: Acme
-        instructions_file: ../instructions.md
-        knowledge:
-          files: ["/etc/*"]
-        tools:
-          - action: {openapi: ../../orders.yaml}
-        """,
-        name="Acme.yaml",
-    )
-    assert [p.field for p in found] == ["id", "instructions_file", "knowledge.files[0]", "tools[0].action.openapi"]
-
-
-def test_bad_id_is_reported_even_when_the_yaml_is_malformed(tmp_path: Path):
-    # The id comes from the file name; it is wrong whatever the file holds.
-    found = problems(tmp_path, "name: Acme\ninstructions: [unclosed\n", name="My GPT.yaml")
-    assert {p.field for p in found} == {"id", ""}
-
-
-def test_field_errors_and_provider_and_path_problems_are_reported_together(tmp_path: Path):
-    # Three different mistakes in one file: a typo'd field, an unknown provider, an escaping path.
-    found = problems(
-        tmp_path,
-        """\
-        name: Acme
-        instructions_file: ../outside.md
-        categori: qa
-        model:
-          provider: lokal
-        """,
-    )
-    assert {p.field for p in found} == {"categori", "model.provider", "instructions_file"}
-
-
-# --- the id comes from the file name -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("file_name", "suggestion"),
-    [
-        ("Acme.yaml", "acme.yaml"),
-        ("acme_support.yaml", "acme-support.yaml"),
-        ("acme support.yaml", "acme-support.yaml"),
-        ("Acme Support_Bot.yaml", "acme-support-bot.yaml"),
-        ("-acme-.yaml", "acme.yaml"),
-        ("acme--support.yaml", "acme-support.yaml"),
-        ("___.yaml", "my-gpt.yaml"),
-    ],
-)
-def test_bad_id_in_the_file_name_is_rejected_with_a_suggestion(tmp_path: Path, file_name: str, suggestion: str):
-    problem = one_problem(tmp_path, MINIMAL, name=file_name)
-    assert problem.file == file_name
-    assert problem.field == "id"
-    stem = file_name.removesuffix(".yaml")
-    assert problem.message.startswith(f"{stem!r} (the file name) is not a valid GPT id: use ")
-    assert "lowercase letters, digits and dashes" in problem.message
-    assert problem.message.endswith(f"e.g. rename the file to {suggestion}")
-
-
-@pytest.mark.parametrize("file_name", ["a.yaml", "acme-support.yaml", "gpt4-helper.yaml", "x" * 64 + ".yaml"])
-def test_good_ids(tmp_path: Path, file_name: str):
-    assert load(tmp_path, MINIMAL, name=file_name).id == file_name.removesuffix(".yaml")
-
-
-def test_too_long_id_is_rejected_with_a_usable_suggestion(tmp_path: Path):
-    stem = "a" * 70
-    problem = one_problem(tmp_path, MINIMAL, name=f"{stem}.yaml")
-    assert problem.field == "id"
-    assert "64" in problem.message  # say what is wrong: the length
-    suggested = re.search(r"rename the file to (\S+)\.yaml", problem.message)
-    assert suggested is not None
-    assert len(suggested.group(1)) <= 64  # never suggest a name that is itself invalid
-
-
-# --- instructions ------------------------------------------------------------------------------
-
-
-def test_neither_instructions_nor_file(tmp_path: Path):
-    problem = one_problem(tmp_path, "name: Acme\n")
-    assert problem.message == "give the GPT 'instructions' (text) or 'instructions_file' (a path)"
-    assert str(problem).startswith("acme.yaml: ")
-
-
-def test_both_instructions_and_file(tmp_path: Path):
-    write(tmp_path, "prompt.md", "From the file.")
-    problem = one_problem(tmp_path, "name: Acme\ninstructions: inline\ninstructions_file: prompt.md\n")
-    assert problem.message == "give 'instructions' or 'instructions_file', not both"
-
-
-def test_instructions_file_is_read_relative_to_the_spec_folder(tmp_path: Path, monkeypatch):
-    gpts = tmp_path / "gpts"
-    write(gpts, "prompts/acme.md", "\n  Be brief and kind.  \n")
-    spec_path = write(gpts, "acme.yaml", "name: Acme\ninstructions_file: prompts/acme.md\n")
-    monkeypatch.chdir(tmp_path)  # the working directory does not matter
-    loaded = load_spec(spec_path)
-    assert loaded.instructions == "Be brief and kind."
-    assert loaded.spec.instructions is None
-    assert loaded.sources == (spec_path, gpts / "prompts" / "acme.md")
-
-
-def test_missing_instructions_file_is_named(tmp_path: Path):
-    problem = one_problem(tmp_path, "name: Acme\ninstructions_file: prompts/missing.md\n")
-    assert str(problem) == "acme.yaml: instructions_file: file not found: prompts/missing.md (line 2)"
-
-
-def test_instructions_file_that_is_a_folder(tmp_path: Path):
-    (tmp_path / "prompts").mkdir()
-    problem = one_problem(tmp_path, "name: Acme\ninstructions_file: prompts\n")
-    assert problem.field == "instructions_file"
-    assert problem.message.startswith("cannot read prompts")
-
-
-def test_empty_instructions_file(tmp_path: Path):
-    write(tmp_path, "prompt.md", "   \n\n")
-    problem = one_problem(tmp_path, "name: Acme\ninstructions_file: prompt.md\n")
-    assert problem.message == "prompt.md is empty"
-
-
-def test_too_long_instructions_file(tmp_path: Path):
-    write(tmp_path, "prompt.md", "x" * 100_001)
-    problem = one_problem(tmp_path, "name: Acme\ninstructions_file: prompt.md\n")
-    assert problem.message == "prompt.md has 100,001 characters; at most 100,000 are allowed"
-
-
-def test_huge_instructions_file_is_not_read_whole(tmp_path: Path):
-    (tmp_path / "prompt.md").write_bytes(b"x" * 500_000)
-    problem = one_problem(tmp_path, "name: Acme\ninstructions_file: prompt.md\n")
-    assert problem.message == "prompt.md is 500,000 bytes; instructions may be at most 100,000 characters"
-
-
-# --- paths may not leave the spec's folder -----------------------------------------------------
-
-
-@pytest.mark.parametrize("target", ["../prompt.md", "/etc/passwd", "prompts/../../prompt.md"])
-def test_instructions_file_outside_the_folder_is_rejected(tmp_path: Path, target: str):
-    gpts = tmp_path / "gpts"
-    write(tmp_path, "prompt.md", "outside")
-    problem = one_problem(gpts, f"name: Acme\ninstructions_file: {target}\n")
-    assert problem.field == "instructions_file"
-    assert problem.line == 2
-    assert target in problem.message
-
-
-def test_instructions_file_symlinked_outside_is_rejected(tmp_path: Path):
-    gpts = tmp_path / "gpts"
-    gpts.mkdir(exist_ok=True)
-    write(tmp_path, "secret.txt", "do not read me")
-    (gpts / "prompt.md").symlink_to(tmp_path / "secret.txt")
-    problem = one_problem(gpts, "name: Acme\ninstructions_file: prompt.md\n")
-    assert problem.field == "instructions_file"
-    assert "through a symlink" in problem.message
-    assert "do not read me" not in str(problem)
-
-
-def test_knowledge_globs_outside_the_folder_are_rejected_with_their_lines(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        """\
-        name: Acme
-        instructions: hi
-        knowledge:
-          files:
-            - docs/*.md
-            - ../private/*.md
-            - /etc/*
-        """,
-    )
-    assert [p.field for p in found] == ["knowledge.files[1]", "knowledge.files[2]"]
-    assert "may not leave the spec's folder" in found[0].message
-    assert "must be relative to the spec's folder, not absolute" in found[1].message
-    assert [p.line for p in found] == [6, 7]  # the line of each list item
-
-
-def test_knowledge_glob_through_a_symlink_outside_is_rejected(tmp_path: Path):
-    gpts = tmp_path / "gpts"
-    gpts.mkdir(exist_ok=True)
-    (tmp_path / "private").mkdir()
-    write(tmp_path, "private/secret.md", "secret")
-    (gpts / "docs").symlink_to(tmp_path / "private", target_is_directory=True)
-    found = problems(gpts, "name: Acme\ninstructions: hi\nknowledge:\n  files: ['docs/*.md']\n")
-    assert [p.field for p in found] == ["knowledge.files[0]"]
-    assert "symlink" in found[0].message
-
-
-def test_knowledge_file_through_a_symlink_outside_is_rejected(tmp_path: Path):
-    gpts = tmp_path / "gpts"
-    gpts.mkdir(exist_ok=True)
-    write(tmp_path, "private/secret.md", "secret")
-    (gpts / "docs").symlink_to(tmp_path / "private", target_is_directory=True)
-    found = problems(gpts, "name: Acme\ninstructions: hi\nknowledge:\n  files: ['docs/secret.md']\n")
-    assert [p.field for p in found] == ["knowledge.files[0]"]
-    assert "through a symlink" in found[0].message
-
-
-@pytest.mark.parametrize("target", ["../orders.yaml", "/etc/passwd"])
-def test_action_openapi_outside_the_folder_is_rejected_with_its_line(tmp_path: Path, target: str):
-    problem = one_problem(
-        tmp_path,
-        f"name: Acme\ninstructions: hi\ntools:\n  - calculator\n  - action:\n      openapi: {target}\n",
-    )
-    assert problem.field == "tools[1].action.openapi"
-    assert target in problem.message
-    assert problem.line == 6
-
-
-def test_action_openapi_symlinked_outside_is_rejected(tmp_path: Path):
-    gpts = tmp_path / "gpts"
-    gpts.mkdir(exist_ok=True)
-    write(tmp_path, "orders.yaml", "openapi: 3.1.0\n")
-    (gpts / "orders.yaml").symlink_to(tmp_path / "orders.yaml")
-    problem = one_problem(gpts, "name: Acme\ninstructions: hi\ntools:\n  - action: {openapi: orders.yaml}\n")
-    assert problem.field == "tools[0].action.openapi"
-    assert "through a symlink" in problem.message
-
-
-# --- model provider ----------------------------------------------------------------------------
-
-
-def test_unknown_provider_with_suggestion(tmp_path: Path):
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  provider: lokal\n")
-    assert problem.field == "model.provider"
-    assert problem.line == 4
-    assert problem.message.startswith("unknown provider 'lokal'; did you mean 'local'? (installed: ")
-    assert "local" in problem.message.split("installed: ")[1]
-
-
-def test_unknown_provider_without_close_match(tmp_path: Path):
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  provider: qqqqqqqq\n")
-    assert "did you mean" not in problem.message
-    assert problem.message.startswith("unknown provider 'qqqqqqqq' (installed: ")
-
-
-class _PickyProvider(Provider):
-    name = "picky"
-
-    def check(self, config, *, base_dir):
-        return [("name", f"no model called {config.name!r} in {base_dir.name}")] if config.name != "good" else []
-
-
-@pytest.fixture
-def picky_provider():
-    register_provider(_PickyProvider())
-    yield
-    unregister_provider("picky")
-
-
-def test_provider_check_problems_are_reported_with_field_and_line(tmp_path: Path, picky_provider):
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  provider: picky\n  name: bad\n")
-    assert str(problem) == f"acme.yaml: model.name: no model called 'bad' in {tmp_path.name} (line 5)"
-    assert load(tmp_path, MINIMAL + "model:\n  provider: picky\n  name: good\n").spec.model.provider == "picky"
-
-
-def test_provider_plugin_that_cannot_be_imported_is_a_spec_problem(tmp_path: Path, monkeypatch):
-    # A broken plugin must not turn `load_spec` into a crash: it is one more problem in the file.
-    real = registry._entry_points
-    monkeypatch.setattr(
-        registry,
-        "_entry_points",
-        lambda: {**real(), "broken": EntryPoint("broken", "gptbuilder_no_such_module_xyz:provider", registry.GROUP)},
-    )
-    found = problems(tmp_path, MINIMAL + "model:\n  provider: broken\n")
-    assert [p.field for p in found] == ["model.provider"]
-    assert "gptbuilder_no_such_module_xyz" in found[0].message
-    assert found[0].line == 4
-
-
-class _CrashingProvider(Provider):
-    name = "crashing"
-
-    def check(self, config, *, base_dir):
-        raise RuntimeError("plugin bug")
-
-
-def test_provider_whose_check_crashes_is_a_spec_problem(tmp_path: Path):
-    # A third-party check() with a bug must not turn validation into a traceback.
-    register_provider(_CrashingProvider())
-    try:
-        found = problems(tmp_path, MINIMAL + "model:\n  provider: crashing\n")
-    finally:
-        unregister_provider("crashing")
-    assert [p.field for p in found] == ["model.provider"]
-    assert "plugin bug" in found[0].message
-    assert found[0].line == 4
-
-
-def test_local_provider_rejects_a_file_that_is_not_gguf(tmp_path: Path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "weights.bin").write_bytes(b"PK\x03\x04 not a gguf")
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  provider: local\n  name: models/weights.bin\n")
-    assert problem.field == "model.name"
-    assert problem.line == 5
-    assert "is not a GGUF model file" in problem.message
-    assert "weights.bin" in problem.message
-
-
-def test_local_provider_rejects_a_missing_model_file(tmp_path: Path):
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  name: models/nope.gguf\n")
-    assert problem.field == "model.name"
-    assert problem.message.startswith("model file not found: ")
-    assert problem.message.endswith("nope.gguf")
-
-
-def test_local_provider_rejects_a_folder(tmp_path: Path):
-    (tmp_path / "models").mkdir()
-    problem = one_problem(tmp_path, MINIMAL + "model:\n  name: models\n")
-    assert problem.field == "model.name"
-    assert "is a folder" in problem.message
-
-
-def test_local_provider_accepts_a_gguf_file_relative_to_the_spec(tmp_path: Path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "tiny.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 32)
-    loaded = load(tmp_path, MINIMAL + "model:\n  provider: local\n  name: models/tiny.gguf\n")
-    assert loaded.spec.model.name == "models/tiny.gguf"
-
-
 # --- curated answers ---------------------------------------------------------------------------
 
 
@@ -708,9 +306,9 @@ def test_distinct_curated_questions_are_fine(tmp_path: Path):
 # --- tools -------------------------------------------------------------------------------------
 
 
-def test_tool_entries_of_every_form_parse(tmp_path: Path):
-    spec = load(
-        tmp_path,
+def test_tool_entries_of_every_form_parse():
+    # The schema alone: neither the module nor the OpenAPI file has to exist for the entries to parse.
+    spec = GPTSpec.model_validate(parse_yaml(textwrap.dedent(
         """\
         name: Acme
         instructions: hi
@@ -722,8 +320,8 @@ def test_tool_entries_of_every_form_parse(tmp_path: Path):
           - builtin: python
             options: {timeout: 5}
           - action: {openapi: actions/orders.yaml}
-        """,
-    ).spec
+        """
+    )).data)
     kinds = [type(tool) for tool in spec.tools]
     assert kinds == [BuiltinTool, BuiltinTool, FunctionTool, FunctionTool, BuiltinTool, ActionTool]
     assert spec.tools[0].builtin == "calculator"
@@ -781,51 +379,6 @@ def test_errors_in_several_tools_are_all_reported(tmp_path: Path):
     found = problems(tmp_path, MINIMAL + "tools:\n  - calculater\n  - {foo: 1}\n  - builtin: fetch_url\n    optons: {}\n")
     assert [p.field for p in found] == ["tools[0].builtin", "tools[1]", "tools[2].optons"]
     assert [p.line for p in found] == [4, 5, 7]
-
-
-# --- YAML problems come through load_spec ------------------------------------------------------
-
-
-def test_python_tag_through_load_spec(tmp_path: Path):
-    problem = one_problem(tmp_path, "name: !!python/object/apply:os.system ['true']\ninstructions: hi\n")
-    assert problem.field == ""
-    assert problem.line == 1
-    assert "is not allowed" in problem.message
-
-
-@pytest.mark.parametrize("text", ["- a\n- b\n", "hello\n", ""])
-def test_non_mapping_through_load_spec(tmp_path: Path, text: str):
-    problem = one_problem(tmp_path, text)
-    assert problem.file == "acme.yaml"
-    assert problem.message.startswith(("a spec must be a mapping", "file is empty"))
-
-
-def test_five_megabyte_spec_through_load_spec(tmp_path: Path):
-    path = tmp_path / "huge.yaml"
-    path.write_bytes(b"name: Acme\ninstructions: hi\n#" + b"x" * 5_000_000 + b"\n")
-    with pytest.raises(SpecError) as exc:
-        load_spec(path, display="huge.yaml")
-    assert len(exc.value.problems) == 1
-    assert "a spec may be at most 1,000,000 bytes" in str(exc.value)
-
-
-def test_malformed_yaml_through_load_spec(tmp_path: Path):
-    problem = one_problem(tmp_path, "name: Acme\ninstructions: hi\ntags: [a, b\ncategory: qa\n")
-    assert problem.message.startswith("invalid YAML")
-    assert problem.line == 4
-
-
-def test_duplicate_key_through_load_spec(tmp_path: Path):
-    problem = one_problem(tmp_path, "name: Acme\ninstructions: a\ninstructions: b\n")
-    assert "duplicate key 'instructions' (first defined on line 2)" in problem.message
-    assert problem.line == 3
-
-
-def test_display_defaults_to_the_path(tmp_path: Path):
-    path = write(tmp_path, "acme.yaml", "name: Acme\n")
-    with pytest.raises(SpecError) as exc:
-        load_spec(path)
-    assert exc.value.problems[0].file == str(path)
 
 
 # --- JSON schema -------------------------------------------------------------------------------
@@ -961,13 +514,15 @@ def test_json_schema_accepts_the_shorthand_forms_the_loader_accepts(tmp_path: Pa
 
 
 def test_blank_inline_instructions_are_rejected(tmp_path):
-    from gptbuilder.errors import SpecError
-    from gptbuilder.spec import load_spec
+    found = problems(tmp_path, 'name: Blank\ninstructions: "   "\n')
+    assert [(p.field, p.message) for p in found] == [("instructions", "instructions are blank; write what the GPT should do")]
 
-    path = tmp_path / "blank.yaml"
-    path.write_text('name: Blank\ninstructions: "   "\n', encoding="utf-8")
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    assert [(p.field, p.message) for p in info.value.problems] == [
-        ("instructions", "instructions are blank; write what the GPT should do")
-    ]
+
+def test_builtin_tool_names_come_from_one_table():
+    from gptbuilder.tools.builtin import BUILTINS
+
+    schema = spec_json_schema()
+    assert schema["$defs"]["BuiltinTool"]["properties"]["builtin"]["enum"] == list(BUILTIN_TOOLS)
+    shorthand = [s for s in schema["properties"]["tools"]["items"]["anyOf"] if "enum" in s]
+    assert shorthand == [{"enum": list(BUILTIN_TOOLS), "type": "string"}]
+    assert set(BUILTINS) == set(BUILTIN_TOOLS)  # every name has an implementation, and nothing else does

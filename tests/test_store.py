@@ -14,7 +14,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 import gptbuilder.models.registry as registry
 from gptbuilder.agent import Agent
 from gptbuilder.errors import SpecError, UnknownGPTError
-from gptbuilder.spec import LoadedSpec, ModelConfig
+from gptbuilder.loader import LoadedSpec
+from gptbuilder.spec import ModelConfig
 from gptbuilder.store import Store
 
 

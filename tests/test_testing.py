@@ -9,7 +9,7 @@ import pytest
 
 import gptbuilder.testing as testing
 from gptbuilder.errors import InputError, UnknownGPTError
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 from gptbuilder.store import Store
 from gptbuilder.testing import (
     latest_result,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..catalog import load_catalog
-from ..errors import SpecError, SpecProblem
+from ..errors import SpecProblem
+from ..loader import LoadedSpec, check_spec
 from ..settings import Settings
-from ..spec import LoadedSpec, load_spec, spec_json_schema
+from ..spec import spec_json_schema
 from ..store import Store
 
 
@@ -25,25 +26,33 @@ def register(app: typer.Typer) -> None:
 
 def validate(
     ctx: typer.Context,
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Spec files or folders [default: the GPTs dir]")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Spec files or folders [default: the GPTs dir]")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Count warnings (e.g. a knowledge glob matching no file) as errors")
+    ] = False,
 ) -> None:
-    """Check spec files and print every problem; exit 1 if any."""
+    """Check spec files and print every problem, in line order; exit 1 if any (or any warning, with --strict)."""
     settings: Settings = ctx.obj
     files = _spec_files(paths or [settings.gpts_dir])
     if not files:
         typer.echo(f"error: no spec files (*.yaml) in {', '.join(map(str, paths or [settings.gpts_dir]))}", err=True)
         raise typer.Exit(1)
-    bad = 0
+    bad = warned = 0
     for file in files:
-        try:
-            loaded = load_spec(file, display=_display(file))
-        except SpecError as exc:
+        report = check_spec(file, display=_display(file))
+        errors = [*report.errors, *report.warnings] if strict else list(report.errors)
+        warnings = [] if strict else list(report.warnings)
+        for problem in errors:
+            typer.echo(str(problem), err=True)
+        for problem in warnings:
+            typer.echo(f"warning: {problem}", err=True)
+        warned += bool(report.warnings)
+        if errors or report.loaded is None:
             bad += 1
-            for problem in exc.problems:
-                typer.echo(str(problem), err=True)
         else:
-            typer.echo(f"ok  {_display(file)}  ({loaded.id})")
-    typer.echo(f"{len(files) - bad} valid, {bad} invalid", err=bool(bad))
+            typer.echo(f"ok  {_display(file)}  ({report.loaded.id})")
+    with_warnings = f", {warned} with warnings" if warned and not strict else ""
+    typer.echo(f"{len(files) - bad} valid, {bad} invalid{with_warnings}", err=bool(bad))
     if bad:
         raise typer.Exit(1)
 
@@ -63,7 +72,7 @@ def list_gpts(
         typer.echo(json.dumps([summary(g) for g in gpts], indent=2, ensure_ascii=False))
         return
     if not gpts:
-        typer.echo(f"no GPTs in {ctx.obj.gpts_dir}", err=True)
+        typer.echo(f"no GPTs found: {ctx.obj.where_gpts()}", err=True)
         return
     from rich.console import Console
     from rich.table import Table

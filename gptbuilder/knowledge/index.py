@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GPTBuilderError
-from ..paths import PathEscapeError, is_within, safe_join
+from ..paths import PathEscapeError, is_within, matching_files, safe_join
 from ..spec import KnowledgeConfig
 from .chunking import Chunk, split_sections
 from .embeddings import Embedder, get_embedder
@@ -147,8 +146,7 @@ class KnowledgeIndex:
             except PathEscapeError as exc:
                 warnings.append(f"knowledge.files: {exc}")
                 continue
-            matches = sorted(Path(p) for p in glob.glob(str(joined), recursive=True))
-            matches = [p for p in matches if p.is_file()]
+            matches = matching_files(joined)
             if not matches:
                 warnings.append(f"knowledge.files: {pattern!r} matches no file")
             for path in matches:

@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError
 from ..events import Citation, Curated, Done, TextDelta
-from ..spec import LoadedSpec, WidgetConfig
+from ..loader import LoadedSpec
+from ..spec import WidgetConfig
 from .auth import client_ip
 from .errors import APIError, from_gptbuilder, logger
 from .sanitize import render

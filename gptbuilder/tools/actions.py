@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -17,11 +18,31 @@ from urllib.parse import quote, urlsplit
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 from ..errors import SpecError, SpecProblem, ToolError
-from ..spec import ActionAuth, ActionConfig
+from ..spec import ActionAuth, ActionConfig, ActionTool
+from .compile import ToolProblem
 from .network import GuardedClient, GuardedResponse, NetworkError, guarded_client
-from .openapi import ActionOperation, load_actions
+from .openapi import ActionOperation, load_actions, read_actions
 
 DEFAULT_MAX_RESULT_CHARS = 8_000
+
+
+class ActionKind:
+    """`- action: {openapi: ...}` entries: one tool per operation of an OpenAPI document."""
+
+    imports_code = False
+
+    def check(self, entry: ActionTool, *, folder: Path, allow_private: bool) -> list[ToolProblem]:
+        """The auth settings, then the document: readable, valid, and naming the operations the entry names."""
+        config = entry.action
+        problems = [ToolProblem(f"action.auth.{name}" if name else "action.auth", message)
+                    for name, message in auth_problems(config.auth)]
+        _, found = read_actions(config, spec_folder=folder, allow_private=allow_private)
+        problems += [problem if problem.file else ToolProblem(f"action.{problem.field}", problem.message) for problem in found]
+        return problems
+
+    def build(self, entry: ActionTool, *, folder: Path, allow_private: bool) -> list[BaseTool]:
+        """One tool per selected operation; those needing approval say so in their metadata."""
+        return action_tools(entry.action, spec_folder=folder, allow_private=allow_private)
 
 
 def action_tools(config: ActionConfig, *, spec_folder: Path, allow_private: bool,
@@ -91,22 +112,10 @@ class _Auth:
     def build(cls, auth: ActionAuth, *, shown: str, environ: Mapping[str, str], allow_private: bool,
               timeout: float) -> _Auth:
         """Check the auth settings (SpecError) and read the named variables (ToolError when one is missing)."""
-        needs = {
-            "none": [],
-            "api_key": ["token_env"],
-            "bearer": ["token_env"],
-            "basic": ["username_env", "password_env"],
-            "oauth2_client_credentials": ["client_id_env", "client_secret_env", "token_url"],
-        }[auth.type]
-        problems = [SpecProblem(shown, f"auth.{name}", f"{auth.type} auth needs '{name}'")
-                    for name in needs if not getattr(auth, name)]
-        if auth.type == "api_key" and bool(auth.header) == bool(auth.query):
-            problems.append(SpecProblem(shown, "auth", "api_key auth needs exactly one of 'header' (e.g. X-API-Key) "
-                                                       "or 'query' (e.g. api_key): where the API expects the key"))
-        if auth.token_url and urlsplit(auth.token_url).scheme not in ("http", "https"):
-            problems.append(SpecProblem(shown, "auth.token_url", f"{auth.token_url!r} is not an absolute http(s) URL"))
+        problems = auth_problems(auth)
         if problems:
-            raise SpecError(problems)
+            raise SpecError([SpecProblem(shown, f"auth.{name}" if name else "auth", message) for name, message in problems])
+        needs = _AUTH_NEEDS[auth.type]
         values: dict[str, str] = {}
         missing: list[str] = []
         for name in needs:
@@ -122,15 +131,36 @@ class _Auth:
                             "set it to the API's credential before starting gptbuilder")
         result = cls()
         if auth.type == "api_key":
-            (result.headers if auth.header else result.params)[auth.header or auth.query] = values["token_env"]
+            key = auth.header or auth.query or ""  # auth_problems made sure exactly one is set
+            (result.headers if auth.header else result.params)[key] = values["token_env"]
         elif auth.type == "bearer":
             result.headers["Authorization"] = f"Bearer {values['token_env']}"
         elif auth.type == "basic":
             result.headers["Authorization"] = _basic(values["username_env"], values["password_env"])
         elif auth.type == "oauth2_client_credentials":
-            result.oauth = _ClientCredentials(auth.token_url, values["client_id_env"], values["client_secret_env"],
+            result.oauth = _ClientCredentials(auth.token_url or "", values["client_id_env"], values["client_secret_env"],
                                               auth.scopes, allow_private=allow_private, timeout=timeout)
         return result
+
+
+_AUTH_NEEDS = {
+    "none": [],
+    "api_key": ["token_env"],
+    "bearer": ["token_env"],
+    "basic": ["username_env", "password_env"],
+    "oauth2_client_credentials": ["client_id_env", "client_secret_env", "token_url"],
+}
+
+
+def auth_problems(auth: ActionAuth) -> list[tuple[str, str]]:
+    """(field under `auth`, message) for settings the auth type needs but lacks; "" is `auth` itself."""
+    problems = [(name, f"{auth.type} auth needs '{name}'") for name in _AUTH_NEEDS[auth.type] if not getattr(auth, name)]
+    if auth.type == "api_key" and bool(auth.header) == bool(auth.query):
+        problems.append(("", "api_key auth needs exactly one of 'header' (e.g. X-API-Key) or 'query' (e.g. api_key): "
+                             "where the API expects the key"))
+    if auth.token_url and urlsplit(auth.token_url).scheme not in ("http", "https"):
+        problems.append(("token_url", f"{auth.token_url!r} is not an absolute http(s) URL"))
+    return problems
 
 
 def _basic(user: str, password: str) -> str:
@@ -225,10 +255,8 @@ def _make_tool(op: ActionOperation, client: GuardedClient, auth: _Auth, max_resu
 
 def _result(op: ActionOperation, response: GuardedResponse, max_chars: int) -> str:
     text = response.text
-    try:
+    with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), ensure_ascii=False)
-    except ValueError:
-        pass
     status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
     if not response.is_success:
         hint = " (check the action's auth settings)" if response.status_code in (401, 403) else ""

@@ -10,8 +10,9 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +20,8 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ToolError, did_you_mean
-from ..spec import BUILTIN_TOOLS
+from ..spec import BuiltinTool
+from .compile import ToolProblem
 from .functions import validation_handler
 from .network import NetworkError, ResponseTooLargeError, guarded_client
 from .sandbox import SandboxResult, require_sandbox, run_python
@@ -128,9 +130,9 @@ def _known_name(node: ast.AST, table: dict[str, Any], kind: str) -> str:
 def _binary(op: ast.operator, left: int | float, right: int | float) -> int | float:
     if isinstance(op, ast.Pow):
         _check_power(left, right)
-    elif isinstance(op, ast.Mult) and isinstance(left, int) and isinstance(right, int):
-        if left.bit_length() + right.bit_length() > MAX_RESULT_BITS:
-            raise _too_large()
+    elif (isinstance(op, ast.Mult) and isinstance(left, int) and isinstance(right, int)
+          and left.bit_length() + right.bit_length() > MAX_RESULT_BITS):
+        raise _too_large()
     try:
         result = _OPERATORS[type(op)](left, right)
     except ZeroDivisionError:
@@ -241,7 +243,7 @@ def resolve_timezone(name: str) -> tuple[tzinfo, str]:
 
     text = name.strip() or "UTC"
     if text.upper() in ("UTC", "Z", "GMT", "ETC/UTC"):
-        return timezone.utc, "UTC"
+        return UTC, "UTC"
     if match := _OFFSET.match(text):
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
         if hours <= 14 and minutes < 60:
@@ -262,7 +264,7 @@ def resolve_timezone(name: str) -> tuple[tzinfo, str]:
 
 def current_time_tool(*, clock: Callable[[], datetime] | None = None) -> BaseTool:
     """The current_time tool; `clock` returns an aware datetime (tests pass a fixed one)."""
-    now = clock or (lambda: datetime.now(timezone.utc))
+    now = clock or (lambda: datetime.now(UTC))
 
     def current_time(timezone: str = "UTC") -> str:
         zone, label = resolve_timezone(timezone)
@@ -387,8 +389,7 @@ def _charset_given(content_type: str) -> bool:
 
 
 def _is_text(media_type: str) -> bool:
-    return (media_type.startswith("text/") or media_type in _TEXT_TYPES or media_type.endswith("+json")
-            or media_type.endswith("+xml"))
+    return (media_type.startswith("text/") or media_type in _TEXT_TYPES or media_type.endswith(("+json", "+xml")))
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -500,7 +501,7 @@ class FetchUrlOptions(_Options):
         names = []
         for host in hosts:
             name = host.strip().lower().strip("[]")
-            if not name or any(c in name for c in "/:@?#") and not _is_ipv6(name):
+            if not name or (any(c in name for c in "/:@?#") and not _is_ipv6(name)):
                 raise ValueError(f"{host!r} is not a host name; write just the host, e.g. 'example.com' "
                                  "(no scheme, port or path)")
             names.append(name)
@@ -538,27 +539,54 @@ def builtin_tool(name: str, options: dict[str, Any] | None = None, *, allow_priv
     """
     entry = BUILTINS.get(name)
     if entry is None:
-        if name in BUILTIN_TOOLS:
-            raise ToolError(f"the built-in tool {name!r} is not available in this version of gptbuilder")
-        known = sorted(set(BUILTINS) | set(BUILTIN_TOOLS))
+        known = sorted(BUILTINS)
         raise ToolError(f"unknown built-in tool {name!r}{did_you_mean(name, known)}; built-ins: {', '.join(known)}")
     try:
         validated = entry.options.model_validate(options or {})
     except ValidationError as exc:
-        raise ToolError(f"{name}: {_option_problems(exc, entry.options)}") from None
+        problems = _option_problems(exc, entry.options)
+        raise ToolError(f"{name}: " + "; ".join(message if inline else f"{field}: {message}"
+                                               for field, message, inline in problems)) from None
     return entry.build(validated, allow_private=allow_private)
 
 
-def _option_problems(error: ValidationError, model: type[BaseModel]) -> str:
+def option_problems(name: str, options: Any) -> list[tuple[str, str]]:
+    """(field, message) for each problem of a built-in tool's `options:`, e.g. ("options.timeot", "unknown option ...")."""
+    entry = BUILTINS[name]
+    try:
+        entry.options.model_validate(options or {})
+    except ValidationError as exc:
+        return [(field, message) for field, message, _ in _option_problems(exc, entry.options)]
+    return []
+
+
+class BuiltinKind:
+    """`- calculator` or `- {builtin: python, options: {...}}` entries: checked and built by name."""
+
+    imports_code = False
+
+    def check(self, entry: BuiltinTool, *, folder: Path, allow_private: bool) -> list[ToolProblem]:
+        """The entry's option problems (unknown names with did-you-mean, out-of-range values)."""
+        return [ToolProblem(field, message) for field, message in option_problems(entry.builtin, entry.options)]
+
+    def build(self, entry: BuiltinTool, *, folder: Path, allow_private: bool) -> list[BaseTool]:
+        """The one tool this entry names."""
+        return [builtin_tool(entry.builtin, dict(entry.options), allow_private=allow_private)]
+
+
+def _option_problems(error: ValidationError, model: type[BaseModel]) -> list[tuple[str, str, bool]]:
+    """(field, message, whether the message reads on its own without the field) per problem."""
     fields = list(model.model_fields)
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             accepted = f"options are: {', '.join(fields)}" if fields else "it takes no options"
-            problems.append(f"unknown option {key!r}{did_you_mean(key, fields)}; {accepted}")
+            hint = did_you_mean(key, fields)
+            problems.append((f"options.{key}", f"unknown option {key!r}{hint} ({accepted})" if hint
+                             else f"unknown option {key!r}; {accepted}", True))
         elif not item["loc"]:
-            problems.append(f"options must be a mapping, e.g. {{{fields[0] if fields else 'name'}: ...}}")
+            problems.append(("options", f"options must be a mapping, e.g. {{{fields[0] if fields else 'name'}: ...}}", True))
         else:
-            problems.append(f"options.{key}: {item['msg']}")
-    return "; ".join(problems)
+            problems.append((f"options.{key}", item["msg"].removeprefix("Value error, "), False))
+    return problems

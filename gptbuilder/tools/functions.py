@@ -32,10 +32,12 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ToolError, did_you_mean
+from ..spec import FUNCTION_PATH, FunctionTool
+from .compile import ToolProblem
 
 log = logging.getLogger(__name__)
 
-DOTTED_PATH = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")  # the pattern spec.FunctionTool accepts
+DOTTED_PATH = re.compile(FUNCTION_PATH)  # what spec.FunctionTool accepts: package.module, function
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RESULT_CHARS = 20_000
 _LOCAL_IMPORTS = threading.Lock()  # two specs compiled at once must not both load the same module
@@ -55,9 +57,9 @@ def function_tool(
     target = load_function(dotted, base_dir=base_dir)
     name = dotted.rsplit(":", 1)[1]
     if isinstance(target, StructuredTool):  # already decorated with langchain's @tool
-        if target.func is None and target.coroutine is None:
+        func: Callable[..., Any] | None = target.func or target.coroutine
+        if func is None:
             raise ToolError(f"{dotted} is a LangChain tool without a Python function to call")
-        func = target.func or target.coroutine
         name, description, schema = target.name, target.description, target.args_schema
     else:
         func = target
@@ -82,7 +84,25 @@ def function_tool(
     )
 
 
-def load_function(dotted: str, *, base_dir: Path | None = None) -> Callable[..., Any]:
+class FunctionKind:
+    """`- package.module:function` entries: a trusted spec's own Python functions."""
+
+    imports_code = True
+
+    def check(self, entry: FunctionTool, *, folder: Path, allow_private: bool) -> list[ToolProblem]:
+        """Import the function and build its schema, as compiling would; the problem when that fails."""
+        try:
+            function_tool(entry.function, base_dir=folder)
+        except ToolError as exc:
+            return [ToolProblem("function", str(exc))]
+        return []
+
+    def build(self, entry: FunctionTool, *, folder: Path, allow_private: bool) -> list[BaseTool]:
+        """The one tool this entry names."""
+        return [function_tool(entry.function, base_dir=folder)]
+
+
+def load_function(dotted: str, *, base_dir: Path | None = None) -> Callable[..., Any] | StructuredTool:
     """Import the object `package.module:function` names; ToolError saying what to fix if that fails."""
     match = DOTTED_PATH.match(dotted.strip())
     if not match:
@@ -193,7 +213,7 @@ def _call_with_timeout(
             try:
                 value = func(**kwargs)
                 outcome["value"] = asyncio.run(value) if is_async else value
-            except BaseException as exc:  # noqa: BLE001 - reported to the model below
+            except BaseException as exc:
                 outcome["error"] = exc
 
         # A Python thread cannot be stopped: after a timeout it runs on in the background (a daemon, so

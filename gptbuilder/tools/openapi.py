@@ -20,6 +20,7 @@ from ..errors import SpecError, SpecProblem, did_you_mean
 from ..paths import PathEscapeError, safe_join
 from ..spec import ActionConfig
 from ..yamlsafe import parse_yaml
+from .compile import ToolProblem
 from .network import address_problem
 
 MAX_DOC_BYTES = 2_000_000
@@ -113,25 +114,37 @@ class ActionOperation:
 
 def load_actions(config: ActionConfig, *, spec_folder: Path, allow_private: bool) -> list[ActionOperation]:
     """Parse and validate the action's OpenAPI document; raise SpecError listing every problem."""
+    operations, problems = read_actions(config, spec_folder=spec_folder, allow_private=allow_private)
+    if problems:
+        raise SpecError([_spec_problem(problem, config.openapi) for problem in problems])
+    return operations
+
+
+def read_actions(config: ActionConfig, *, spec_folder: Path,
+                 allow_private: bool) -> tuple[list[ActionOperation], list[ToolProblem]]:
+    """The action's operations and every problem: at a field of ``config`` (`confirm[0]`) or inside the document."""
     shown = config.openapi
     try:
-        path = safe_join(spec_folder, config.openapi)
+        data, lines = _read_document(safe_join(spec_folder, config.openapi), shown)
     except PathEscapeError as exc:
-        raise SpecError([SpecProblem(shown, "", str(exc))]) from None
-    data, lines = _read_document(path, shown)
-    problems: list[SpecProblem] = []
+        return [], [ToolProblem("openapi", str(exc))]
+    except _Unreadable as exc:
+        return [], [exc.problem]
+    problems: list[ToolProblem] = []
+
+    def add(problem: ToolProblem) -> None:
+        if problem not in problems:  # e.g. one bad server URL shared by every operation
+            problems.append(problem)
 
     def report(where: str, message: str) -> None:
         loc = tuple(int(p) if p.isdigit() else p for p in where.split(".")) if where else ()
         line = next((lines[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in lines), None)
-        problem = SpecProblem(shown, where, message, line)
-        if problem not in problems:  # e.g. one bad server URL shared by every operation
-            problems.append(problem)
+        add(ToolProblem(where, message, shown, line))
 
     for problem in _structure_problems(data):
         report(problem.where, problem.message)
     if problems:
-        raise SpecError(problems)
+        return [], problems
     resolver = _Resolver(data)
     found = list(_operations(data, resolver, report))
     named = {op_id: found_op for op_id, found_op in found if op_id}
@@ -143,16 +156,16 @@ def load_actions(config: ActionConfig, *, spec_folder: Path, allow_private: bool
                 report(f"paths.{op_path}.{method}", f"{method.upper()} {op_path} has no operationId; add one "
                        "(it becomes the tool's name) or pick operations with 'operations:'")
     selected = list(named) if config.operations is None else []
-    for name in config.operations or []:
+    for index, name in enumerate(config.operations or []):
         if name in named:
             selected.append(name)
         else:
-            report("operations", f"no operation {name!r} in the document{did_you_mean(name, named)}")
+            add(ToolProblem(f"operations[{index}]", f"no operation {name!r} in the document{did_you_mean(name, named)}"))
     if config.operations == []:
-        report("operations", "lists no operations; leave it out to use every operation")
-    for name in config.confirm or []:
+        add(ToolProblem("operations", "lists no operations; leave it out to use every operation"))
+    for index, name in enumerate(config.confirm or []):
         if name not in named:
-            report("confirm", f"no operation {name!r} in the document{did_you_mean(name, named)}")
+            add(ToolProblem(f"confirm[{index}]", f"no operation {name!r} in the document{did_you_mean(name, named)}"))
     operations: list[ActionOperation] = []
     for op_id in dict.fromkeys(selected):
         method, op_path, item, op = named[op_id]
@@ -164,27 +177,42 @@ def load_actions(config: ActionConfig, *, spec_folder: Path, allow_private: bool
             report(problem.where, problem.message)
         except RecursionError:
             report(f"paths.{op_path}.{method}", "the schemas nest too deeply; simplify them")
-    if problems:
-        raise SpecError(problems)
-    return operations
+    return operations, problems
+
+
+def _spec_problem(problem: ToolProblem, shown: str) -> SpecProblem:
+    """A problem as compiling reports it: in the document's name, config fields without their list index."""
+    if problem.file is not None:
+        return SpecProblem(problem.file, problem.field, problem.message, problem.line)
+    field = "" if problem.field == "openapi" else re.sub(r"\[\d+\]$", "", problem.field)
+    return SpecProblem(shown, field, problem.message)
 
 
 # -- reading and checking the document ------------------------------------------------------------------
 
 
+class _Unreadable(Exception):
+    """The document cannot be read or parsed: one problem, at the spec's `openapi` or inside the file."""
+
+    def __init__(self, problem: ToolProblem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
 def _read_document(path: Path, shown: str) -> tuple[dict[str, Any], dict[tuple, int]]:
-    def fail(message: str) -> SpecError:
-        return SpecError([SpecProblem(shown, "", message)])
+    def fail(message: str, line: int | None = None) -> _Unreadable:
+        return _Unreadable(ToolProblem("", message, shown, line))
 
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_DOC_BYTES + 1)
     except FileNotFoundError:
-        raise fail("OpenAPI file not found (the path is relative to the GPT's spec file)") from None
+        raise _Unreadable(ToolProblem("openapi", f"OpenAPI file not found: {shown} (the path is relative to the GPT's "
+                                                 "spec file)")) from None
     except IsADirectoryError:
-        raise fail("is a folder, not an OpenAPI file") from None
+        raise _Unreadable(ToolProblem("openapi", "is a folder, not an OpenAPI file")) from None
     except OSError as exc:
-        raise fail(f"cannot read the OpenAPI file: {exc.strerror or exc}") from None
+        raise _Unreadable(ToolProblem("openapi", f"cannot read the OpenAPI file: {exc.strerror or exc}")) from None
     if len(raw) > MAX_DOC_BYTES:
         raise fail(f"the OpenAPI file is over {MAX_DOC_BYTES:,} bytes; keep only the operations the GPT needs")
     try:
@@ -197,7 +225,7 @@ def _read_document(path: Path, shown: str) -> tuple[dict[str, Any], dict[tuple, 
         try:
             data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
-            raise SpecError([SpecProblem(shown, "", f"invalid JSON: {exc.msg}", exc.lineno)]) from None
+            raise fail(f"invalid JSON: {exc.msg}", exc.lineno) from None
         except (ValueError, RecursionError) as exc:
             raise fail(f"invalid JSON: {exc if isinstance(exc, ValueError) else 'nested too deeply'}") from None
         lines: dict[tuple, int] = {}
@@ -205,10 +233,10 @@ def _read_document(path: Path, shown: str) -> tuple[dict[str, Any], dict[tuple, 
         try:
             doc = parse_yaml(text, display=shown)
         except SpecError as exc:
-            for problem in exc.problems:
-                if problem.message.startswith("a spec must be a mapping"):
-                    raise fail(NOT_A_MAPPING) from None
-            raise
+            first = exc.problems[0]
+            if first.message.startswith("a spec must be a mapping"):
+                raise fail(NOT_A_MAPPING) from None
+            raise fail(first.message, first.line) from None
         data, lines = doc.data, doc.lines
     if not isinstance(data, dict):
         raise fail(NOT_A_MAPPING)
@@ -337,7 +365,7 @@ class _Resolver:
         for key, value in node.items():
             if key in _SCHEMA_MAPS and isinstance(value, dict):
                 out[key] = {name: self.schema(sub, where, trail) for name, sub in value.items()}
-            elif key in _SCHEMA_LISTS and isinstance(value, list) or key == "items" and isinstance(value, list):
+            elif (key in _SCHEMA_LISTS and isinstance(value, list)) or (key == "items" and isinstance(value, list)):
                 out[key] = [self.schema(sub, where, trail) for sub in value]
             elif key in _SCHEMA_ONE:
                 out[key] = self.schema(value, where, trail)
@@ -352,9 +380,9 @@ class _Resolver:
             if isinstance(out.get("enum"), list) and None not in out["enum"]:
                 out["enum"] = [*out["enum"], None]
         for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-            if isinstance(out.get(exclusive), bool):  # OpenAPI 3.0: a flag on minimum/maximum
-                if out.pop(exclusive) and bound in out:
-                    out[exclusive] = out.pop(bound)
+            # OpenAPI 3.0: a flag on minimum/maximum (popped either way)
+            if isinstance(out.get(exclusive), bool) and out.pop(exclusive) and bound in out:
+                out[exclusive] = out.pop(bound)
         return out
 
 
@@ -412,13 +440,13 @@ def _build_operation(op_id: str, method: str, op_path: str, item: dict, op: dict
         return arg
 
     for (name, location), param in by_key.items():
-        if location == "cookie" or location == "header" and name.lower() in IGNORED_HEADERS:
+        if location == "cookie" or (location == "header" and name.lower() in IGNORED_HEADERS):
             if location == "cookie" and param.get("required"):
                 raise _Problem(where, f"cookie parameter {name!r} is not supported")
             continue
         schema = param.get("schema")
         if schema is None:
-            media = next(iter((param.get("content") or {}).values()), {})
+            media: Any = next(iter((param.get("content") or {}).values()), {})
             schema = media.get("schema") if isinstance(media, dict) else None
         schema = resolver.schema(schema if schema is not None else {"type": "string"}, where)
         if param.get("description") and isinstance(schema, dict) and "description" not in schema:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..history import GPTStats, History
-from ..spec import LoadedSpec
+from ..loader import LoadedSpec
 from ..store import Store
 from .render import avatar_text, esc
 

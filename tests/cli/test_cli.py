@@ -63,6 +63,49 @@ def test_validate_clean_folder_and_single_file(write_spec, gpts_dir):
     assert missing.exit_code == 1 and "file not found" in missing.stderr
 
 
+def test_validate_reports_tool_mistakes_that_chat_would_hit(write_spec):
+    write_spec("tooled", "name: T\ninstructions: x\nmodel: {provider: fake}\ntools:\n"
+                         "  - {builtin: python, options: {timeot: 10}}\n  - action: {openapi: actions/missing.yaml}\n")
+    result = invoke("validate")
+    assert result.exit_code == 1 and "ok  " not in result.stdout
+    assert "tools[0].options.timeot: unknown option 'timeot'; did you mean 'timeout'?" in result.stderr
+    assert "tools[1].action.openapi: OpenAPI file not found: actions/missing.yaml" in result.stderr
+    assert "0 valid, 1 invalid" in result.stderr
+
+
+def test_validate_reports_every_problem_at_once_in_line_order(write_spec, gpts_dir, monkeypatch):
+    monkeypatch.chdir(gpts_dir.parent)
+    write_spec("messy", "name: M\nmodel: {provider: fake, temprature: 3}\ntools:\n  - {builtin: fetch_url, options: {max_char: 9}}\n"
+                        "category: cooking\n")
+    result = invoke("validate")
+    lines = [line.removeprefix("gpts/messy.yaml: ") for line in result.stderr.splitlines() if line.startswith("gpts/messy.yaml: ")]
+    assert lines[0] == "give the GPT 'instructions' (text) or 'instructions_file' (a path)"  # with the others, not after
+    assert [line.split(":")[0] for line in lines[1:]] == ["model.temprature", "tools[0].options.max_char", "category"]
+    assert [line[-8:] for line in lines[1:]] == ["(line 2)", "(line 4)", "(line 5)"]
+
+
+def test_validate_warns_about_a_knowledge_glob_matching_nothing_and_strict_fails(write_spec, gpts_dir, monkeypatch):
+    monkeypatch.chdir(gpts_dir.parent)
+    (gpts_dir / "docs").mkdir()
+    (gpts_dir / "docs" / "faq.md").write_text("# FAQ\n", encoding="utf-8")
+    write_spec("kb", "name: K\ninstructions: x\nmodel: {provider: fake}\nknowledge:\n  files: [docs/*.md, policies/*.pdf]\n")
+    relaxed = invoke("validate")
+    assert relaxed.exit_code == 0 and "ok  " in relaxed.stdout
+    warning = "warning: gpts/kb.yaml: knowledge.files[1]: 'policies/*.pdf' matches no file"
+    assert warning in relaxed.stderr and "1 valid, 0 invalid, 1 with warnings" in relaxed.stdout
+    strict = invoke("validate", "--strict")
+    assert strict.exit_code == 1 and "ok  " not in strict.stdout
+    assert "gpts/kb.yaml: knowledge.files[1]: 'policies/*.pdf' matches no file" in strict.stderr
+    assert "warning:" not in strict.stderr and "0 valid, 1 invalid" in strict.stderr
+
+
+def test_index_warns_about_a_knowledge_glob_matching_nothing(write_spec):
+    write_spec("kb", "name: K\ninstructions: x\nmodel: {provider: fake}\nknowledge: {files: [faq/*.md], embedding_model: fake}\n")
+    result = invoke("index", "kb")
+    assert result.exit_code == 0, result.output
+    assert "warning: knowledge.files: 'faq/*.md' matches no file" in result.stderr
+
+
 def test_validate_empty_folder_is_an_error(gpts_dir):
     result = invoke("validate")
     assert result.exit_code == 1 and "no spec files" in result.stderr

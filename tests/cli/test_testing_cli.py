@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 from gptbuilder.testing import latest_result, spec_version
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gptbuilder.knowledge.index as index_module
 from gptbuilder.knowledge.embeddings import FakeEmbedder
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 
 
 class SlowEmbedder(FakeEmbedder):

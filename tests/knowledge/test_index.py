@@ -20,7 +20,7 @@ import gptbuilder.knowledge.index as index_module
 from gptbuilder.knowledge.embeddings import FakeEmbedder
 from gptbuilder.knowledge.index import Hit, KnowledgeError, KnowledgeIndex
 from gptbuilder.knowledge.loaders import MAX_FILE_BYTES
-from gptbuilder.spec import load_spec
+from gptbuilder.loader import load_spec
 
 from .files import pdf_bytes
 

@@ -16,8 +16,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from gptbuilder.agent import Agent, compile_agent
 from gptbuilder.errors import ModelError, SpecError
 from gptbuilder.events import Done, TextDelta, Usage
+from gptbuilder.loader import load_spec
 from gptbuilder.models.openai import DEFAULT_REMOTE_CONTEXT, ChatOpenAICompatible, provider
-from gptbuilder.spec import ModelConfig, load_spec
+from gptbuilder.spec import ModelConfig
 from tests.fake_openai_server import FakeOpenAIServer
 
 KEY = "sk-test-key"

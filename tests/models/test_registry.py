@@ -14,6 +14,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from gptbuilder.agent import compile_agent
 from gptbuilder.errors import ModelError, SpecError
+from gptbuilder.loader import load_spec
 from gptbuilder.models import registry
 from gptbuilder.models.fake import FakeChatModel, FakeProvider
 from gptbuilder.models.openai import ChatOpenAICompatible
@@ -30,7 +31,7 @@ from gptbuilder.models.registry import (
     register_provider,
     unregister_provider,
 )
-from gptbuilder.spec import ModelConfig, load_spec
+from gptbuilder.spec import ModelConfig
 
 MESSAGES = [SystemMessage("Be brief."), HumanMessage("one two three four"), AIMessage("five six")]
 

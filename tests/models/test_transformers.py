@@ -13,9 +13,10 @@ from langchain_core.messages import HumanMessage
 from gptbuilder.agent import compile_agent
 from gptbuilder.errors import ModelError
 from gptbuilder.events import Done, TextDelta
+from gptbuilder.loader import load_spec
 from gptbuilder.models.llama_cpp import default_model_path
 from gptbuilder.models.registry import get_provider
-from gptbuilder.spec import ModelConfig, load_spec
+from gptbuilder.spec import ModelConfig
 
 # Tests never reach the Hugging Face Hub; set before anything imports huggingface_hub.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -1,4 +1,4 @@
-"""Spec `tools:` → tools: every kind builds, problems name the entry, approval-needing actions keep their real tool and say so."""
+"""Spec `tools:` → tools: every kind checks and builds, problems name the entry, approval-needing actions keep their real tool."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from pathlib import Path
 import pytest
 
 from gptbuilder.errors import ToolError
-from gptbuilder.spec import load_spec
-from gptbuilder.tools.compile import build_tools
+from gptbuilder.loader import load_spec
+from gptbuilder.spec import ActionConfig, ActionTool, BuiltinTool, FunctionTool
+from gptbuilder.tools.compile import ToolProblem, build_tools, check_tool, tool_kind
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def spec(write_spec, gpts_dir, tools: str, *, private: bool = True):
+def copy_orders(gpts_dir):
     (gpts_dir / "actions").mkdir(exist_ok=True)
     shutil.copy(REPO / "gpts" / "actions" / "orders.openapi.yaml", gpts_dir / "actions" / "orders.openapi.yaml")
+
+
+def spec(write_spec, gpts_dir, tools: str, *, private: bool = True):
+    copy_orders(gpts_dir)
     text = f"name: T\ninstructions: x\nallow_private_network: {str(private).lower()}\ntools:\n{tools}"
     return load_spec(write_spec("t", text))
 
@@ -55,3 +60,34 @@ def test_a_missing_secret_fails_at_compile_time_naming_entry_and_variable(write_
 def test_duplicate_tool_names_are_refused(write_spec, gpts_dir):
     with pytest.raises(ToolError, match="two tools are named 'calculator'"):
         build_tools(spec(write_spec, gpts_dir, "  - calculator\n  - calculator\n"))
+
+
+def test_every_kind_checks_a_good_entry_clean(gpts_dir):
+    copy_orders(gpts_dir)
+    entries = [BuiltinTool(builtin="python", options={"timeout": 5}), FunctionTool(function="tests.tools.sample_tools:add"),
+               ActionTool(action=ActionConfig(openapi="actions/orders.openapi.yaml", confirm=["cancelOrder"]))]
+    for entry in entries:
+        assert check_tool(entry, folder=gpts_dir, allow_private=True, imports=True) == [], entry
+        assert tool_kind(entry).build(entry, folder=gpts_dir, allow_private=True)
+
+
+def test_checks_name_the_field_of_the_entry(gpts_dir):
+    copy_orders(gpts_dir)
+    python = BuiltinTool(builtin="python", options={"timeot": 10})
+    [problem] = check_tool(python, folder=gpts_dir, allow_private=True)
+    assert (problem.field, problem.file) == ("options.timeot", None)
+    assert "did you mean 'timeout'?" in problem.message
+    action = ActionTool(action=ActionConfig(openapi="actions/orders.openapi.yaml", operations=["getOrdr"]))
+    assert check_tool(action, folder=gpts_dir, allow_private=True) == [
+        ToolProblem("action.operations[0]", "no operation 'getOrdr' in the document; did you mean 'getOrder'?")
+    ]
+    [private] = check_tool(action.model_copy(update={"action": ActionConfig(openapi="actions/orders.openapi.yaml")}),
+                           folder=gpts_dir, allow_private=False)
+    assert (private.file, private.field, private.line) == ("actions/orders.openapi.yaml", "servers.0.url", 12)
+
+
+def test_function_tools_are_imported_only_when_allowed(gpts_dir):
+    missing = FunctionTool(function="gptbuilder_no_such_pkg.mod:run")
+    assert check_tool(missing, folder=gpts_dir, allow_private=False) == []
+    [problem] = check_tool(missing, folder=gpts_dir, allow_private=False, imports=True)
+    assert problem.field == "function" and "no module named 'gptbuilder_no_such_pkg'" in problem.message

@@ -5,6 +5,7 @@ The attacks (escapes tried against the old in-interpreter guard) live in tests/s
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import time
@@ -276,7 +277,7 @@ def test_environment_variables_of_the_server_are_not_visible(monkeypatch: pytest
     assert result.ok
     names, key = result.stdout.splitlines()
     assert key == "None"
-    assert set(eval(names)) <= {"HOME", "LANG", "LD_LIBRARY_PATH", "MALLOC_ARENA_MAX", "PATH", "PWD", "TMPDIR"}
+    assert set(ast.literal_eval(names)) <= {"HOME", "LANG", "LD_LIBRARY_PATH", "MALLOC_ARENA_MAX", "PATH", "PWD", "TMPDIR"}
     assert "sk-parent-secret" not in result.stdout + result.stderr
 
 
