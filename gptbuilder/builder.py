@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError, SpecError, SpecProblem
+from .fingerprint import content_hash
 from .loader import LoadedSpec, load_spec
 from .spec import BUILTIN_TOOLS, ID_PATTERN
 from .yamlsafe import parse_yaml, read_yaml
@@ -163,14 +163,6 @@ def validate(gpt_id: str, text: str, gpts_dir: str | Path) -> list[SpecProblem]:
     return []
 
 
-def fingerprint(path: str | Path) -> str | None:
-    """A hash of a file's bytes (None when it does not exist), to notice edits made elsewhere."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
 @dataclass(frozen=True)
 class SaveResult:
     """A saved spec: where, its new fingerprint, and a warning when it overwrote someone else's edit."""
@@ -196,7 +188,7 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
     try:
         _write(tmp, text)
         load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id)
-        on_disk = fingerprint(target)
+        on_disk = content_hash(target)
         warning = None
         if on_disk != loaded_fingerprint:
             if loaded_fingerprint is None:
@@ -208,7 +200,7 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return SaveResult(target, fingerprint(target) or "", warning)
+    return SaveResult(target, content_hash(target) or "", warning)
 
 
 def _temp_path(folder: Path, gpt_id: str) -> Path:
@@ -284,7 +276,7 @@ def open_draft(path: str | Path) -> tuple[Draft, str | None]:
     """A draft from a spec file as written (broken specs too, as long as they parse) and its fingerprint."""
     path = Path(path)
     doc = read_yaml(path)
-    return Draft.from_data(path.stem, doc.data), fingerprint(path)
+    return Draft.from_data(path.stem, doc.data), content_hash(path)
 
 
 def draft_from_text(gpt_id: str, text: str) -> Draft:
@@ -314,13 +306,12 @@ def fork(path: str | Path, gpts_dir: str | Path) -> Draft:
 
 
 __all__ = [
-    "Draft",
     "MAX_UPLOAD_BYTES",
+    "Draft",
     "SaveResult",
     "check_id",
     "check_upload_name",
     "draft_from_text",
-    "fingerprint",
     "fork",
     "free_id",
     "load_draft",

@@ -1,7 +1,8 @@
-"""Typed events an agent streams to the CLI, the store UI and the API."""
+"""Typed events an agent streams to the CLI, the store UI and the API, and the one fold of them: `Transcript`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -113,3 +114,82 @@ class Curated(_Event):
 
 
 Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Done
+
+Step = ToolCall | ToolResult | ConfirmationRequest
+
+
+@dataclass
+class Transcript:
+    """One answer's events folded once: what every edge (CLI, API, widget, store, tests) shows or keeps.
+
+    Edges present each event as it arrives in their own way; what the answer amounts to (its text,
+    sources, tool steps, what waits for approval, how it ended) is read from here.
+    """
+
+    parts: list[str] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)  # tool calls, results and confirmation requests, in order
+    curated: Curated | None = None
+    done: Done | None = None
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event]) -> Transcript:
+        """Fold a whole stream."""
+        transcript = cls()
+        for event in events:
+            transcript.add(event)
+        return transcript
+
+    def add(self, event: Event) -> None:
+        """Fold in one event."""
+        match event:
+            case TextDelta():
+                self.parts.append(event.text)
+            case Citation():
+                self.citations.append(event)
+            case ToolCall() | ToolResult() | ConfirmationRequest():
+                self.steps.append(event)
+            case Curated():
+                self.curated = event
+            case Done():
+                self.done = event
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far (all of it once done)."""
+        return "".join(self.parts)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls made, in order."""
+        return [step for step in self.steps if isinstance(step, ToolCall)]
+
+    @property
+    def tool_results(self) -> list[ToolResult]:
+        """What the tools returned, in order."""
+        return [step for step in self.steps if isinstance(step, ToolResult)]
+
+    @property
+    def confirmations(self) -> list[ConfirmationRequest]:
+        """The calls that wait for the user's approval."""
+        return [step for step in self.steps if isinstance(step, ConfirmationRequest)]
+
+    @property
+    def calls(self) -> list[ToolCall | ConfirmationRequest]:
+        """Every call the model asked for, run or waiting for approval, in order."""
+        return [step for step in self.steps if not isinstance(step, ToolResult)]
+
+    def pending_calls(self) -> list[ToolCall | ConfirmationRequest]:
+        """The calls that have no result yet (when the answer paused for approval, the ones to decide on)."""
+        answered = {result.id for result in self.tool_results}
+        return [call for call in self.calls if call.id not in answered]
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why generation stopped; None until the answer is done."""
+        return self.done.finish_reason if self.done else None
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage of the answer (zero until it is done)."""
+        return self.done.usage if self.done else Usage()

@@ -2,30 +2,28 @@
 
 UI-free: the CLI prints what `run_tests` returns, and the store reads `latest_result` for its badges.
 Results live in ``<data_dir>/tests/<gpt id>.json`` (the last runs, newest last), keyed by `spec_version`:
-a hash of the spec file, its instructions file, its knowledge files and its action files.
+a hash of the spec file, its instructions file, its knowledge files and its action files
+(`gptbuilder.fingerprint.spec_version`, re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import glob
-import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import GPTBuilderError, InputError, SpecError
-from .events import Citation, ConfirmationRequest, Curated, Done, ToolCall
+from .events import Transcript
+from .fingerprint import spec_version
 from .loader import LoadedSpec
-from .paths import PathEscapeError, safe_join
-from .spec import ActionTool, ModelConfig, TestCase
+from .spec import ModelConfig, TestCase
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -143,41 +141,6 @@ class TestReport:
 # ----- spec versions and model overrides --------------------------------------------------------
 
 
-def spec_version(loaded: LoadedSpec) -> str:
-    """A short hash of everything a GPT's answers depend on: spec, instructions, knowledge and action files."""
-    digest = hashlib.sha256()
-    for path in sorted(set(_version_files(loaded))):
-        try:
-            st = path.stat()
-            content = _file_digest(str(path), st.st_mtime_ns, st.st_size)
-        except OSError:
-            content = hashlib.sha256(b"<unreadable>").digest()
-        relative = path.relative_to(loaded.folder).as_posix() if path.is_relative_to(loaded.folder) else path.name
-        digest.update(relative.encode() + b"\0" + content)
-    return digest.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=4096)
-def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
-    """A file's content hash, read again only when its modification time or size changes.
-
-    The store asks for every GPT's version on each Discover render; unchanged files are not re-read.
-    """
-    return hashlib.sha256(Path(path).read_bytes()).digest()
-
-
-def _version_files(loaded: LoadedSpec) -> Iterable[Path]:
-    yield from loaded.sources
-    patterns = list(loaded.spec.knowledge.files) if loaded.spec.knowledge else []
-    patterns += [tool.action.openapi for tool in loaded.spec.tools if isinstance(tool, ActionTool)]
-    for pattern in patterns:
-        try:
-            joined = safe_join(loaded.folder, pattern)
-        except PathEscapeError:
-            continue
-        yield from (Path(p) for p in glob.glob(str(joined), recursive=True) if Path(p).is_file())
-
-
 def parse_model_override(values: Sequence[str]) -> dict[str, Any]:
     """`--model-override` values: `provider:name` shorthand, or `key=value` pairs of `model:` (values as YAML)."""
     import yaml
@@ -225,6 +188,10 @@ def model_label(loaded: LoadedSpec) -> str:
 # ----- running -----------------------------------------------------------------------------------
 
 
+TestProgress = Callable[[str, int, int], None]
+"""Told as cases finish: ``progress(gpt id, cases done, cases)``, from 0 before the GPT loads."""
+
+
 def run_tests(
     store: Store,
     ids: Sequence[str] = (),
@@ -232,9 +199,10 @@ def run_tests(
     data_dir: str | Path,
     model_override: dict[str, Any] | None = None,
     save: bool = True,
+    progress: TestProgress | None = None,
 ) -> TestReport:
     """Run the tests of the given GPTs (default: every GPT in the store, broken specs counting as errors)."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
     targets: list[LoadedSpec | GPTResult] = []
     if ids:
@@ -251,7 +219,7 @@ def run_tests(
         if isinstance(target, GPTResult):
             results.append(target)
             continue
-        result = run_gpt(target, data_dir=data_dir, model_override=model_override)
+        result = run_gpt(target, data_dir=data_dir, model_override=model_override, progress=progress)
         if save and result.error is None and result.cases:
             save_result(data_dir, result)
         results.append(result)
@@ -264,6 +232,7 @@ def run_gpt(
     data_dir: str | Path,
     model_override: dict[str, Any] | None = None,
     agent: Agent | None = None,
+    progress: TestProgress | None = None,
 ) -> GPTResult:
     """Run one GPT's cases, greedy and seeded; `agent` replaces the compiled one (tests pass fakes)."""
     clock = time.perf_counter()
@@ -273,6 +242,8 @@ def run_gpt(
     result.model = model_label(loaded)
     if not loaded.spec.tests:
         return result
+    if progress is not None:
+        progress(loaded.id, 0, len(loaded.spec.tests))
     try:
         if agent is None:
             from .agent import compile_agent
@@ -285,6 +256,8 @@ def run_gpt(
         return result
     for number, case in enumerate(loaded.spec.tests, 1):
         result.cases.append(run_case(agent, case, number=number, sources=sources))
+        if progress is not None:
+            progress(loaded.id, number, len(loaded.spec.tests))
     result.seconds = time.perf_counter() - clock
     return result
 
@@ -314,9 +287,9 @@ def run_case(agent: Agent, case: TestCase, *, number: int = 1, sources: Sequence
                     result.failures.append(f"retrieves {wanted}: not among the passages found ({found})")
         if case.expect is not None:
             clock = time.perf_counter()
-            events = list(agent.stream(case.ask, temperature=0, seed=SEED))
+            transcript = Transcript.from_events(agent.stream(case.ask, temperature=0, seed=SEED))
             result.latency_ms = round((time.perf_counter() - clock) * 1000)
-            _record(result, events)
+            _record(result, transcript)
             result.failures.extend(_check(case, result))
     except Exception as exc:  # one broken case must not stop the run; it is reported as an error
         result.status = "error"
@@ -327,16 +300,11 @@ def run_case(agent: Agent, case: TestCase, *, number: int = 1, sources: Sequence
     return result
 
 
-def _record(result: CaseResult, events: Sequence[Any]) -> None:
-    for event in events:
-        if isinstance(event, Done):
-            result.answer = event.text
-        elif isinstance(event, Citation) and event.source not in result.citations:
-            result.citations.append(event.source)
-        elif isinstance(event, (ToolCall, ConfirmationRequest)):
-            result.tool_calls.append({"name": event.name, "arguments": event.arguments})
-        elif isinstance(event, Curated):
-            result.curated = True
+def _record(result: CaseResult, transcript: Transcript) -> None:
+    result.answer = transcript.text
+    result.citations = list(dict.fromkeys(c.source for c in transcript.citations))
+    result.tool_calls = [{"name": call.name, "arguments": call.arguments} for call in transcript.calls]
+    result.curated = transcript.curated is not None
 
 
 def _check(case: TestCase, result: CaseResult) -> list[str]:
@@ -439,7 +407,7 @@ def save_result(data_dir: str | Path, result: GPTResult) -> Path:
     """Append a run to the GPT's results file (atomically), keeping the last KEEP_RUNS."""
     path = _results_file(data_dir, result.gpt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run = result.to_dict() | {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    run = result.to_dict() | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
     runs = [*load_runs(data_dir, result.gpt), run][-KEEP_RUNS:]
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"gpt": result.gpt, "runs": runs}, indent=1, ensure_ascii=False), encoding="utf-8")

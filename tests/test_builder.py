@@ -48,7 +48,7 @@ def test_a_bad_id_is_refused(gpts_dir):
 def test_save_writes_atomically_and_the_store_sees_it_without_restart(gpts_dir):
     store = Store(gpts_dir)
     assert store.specs() == []
-    result = builder.save("poet", GOOD, gpts_dir)
+    result = store.save("poet", GOOD)  # builder.save, then the store checks its folder at once
     assert result.path.read_text() == GOOD and result.warning is None
     assert [g.id for g in store.specs()] == ["poet"]
     assert [p.name for p in gpts_dir.iterdir()] == ["poet.yaml"]  # no temporary file left behind

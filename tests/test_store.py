@@ -24,12 +24,25 @@ def spec_text(name: str, instructions: str = "Be helpful.") -> str:
 
 
 class Folder:
-    """A GPTs folder whose writes always move the mtime forward, so every edit is visible."""
+    """A GPTs folder whose writes always move the mtime forward, so every edit is visible.
+
+    It also keeps the monotonic clock its stores see, and each change moves it past the store's
+    refresh interval: the next access sees the change, as it would a second later in real life.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.path.mkdir(parents=True, exist_ok=True)
         self._clock = time.time_ns() - 1_000_000_000_000  # well in the past, then strictly increasing
+        self.seconds = 0.0
+
+    def now(self) -> float:
+        """The stores' monotonic clock."""
+        return self.seconds
+
+    def tick(self) -> None:
+        """Let more than the refresh interval pass."""
+        self.seconds += 5.0
 
     def write(self, name: str, text: str) -> Path:
         path = self.path / name
@@ -37,10 +50,12 @@ class Folder:
         path.write_text(text, encoding="utf-8")
         self._clock += 5_000_000_000
         os.utime(path, ns=(self._clock, self._clock))
+        self.tick()
         return path
 
     def remove(self, name: str) -> None:
         (self.path / name).unlink()
+        self.tick()
 
 
 class FakeModels:
@@ -72,7 +87,7 @@ def models() -> FakeModels:
 
 @pytest.fixture
 def store(folder: Folder, models: FakeModels) -> Store:
-    return Store(folder.path, model_factory=models)
+    return Store(folder.path, model_factory=models, clock=folder.now)
 
 
 # --- discovery ---------------------------------------------------------------------------------
@@ -104,6 +119,7 @@ def test_folder_created_later_is_picked_up(tmp_path: Path):
     store = Store(tmp_path / "later")
     assert store.specs() == []
     Folder(tmp_path / "later").write("acme.yaml", spec_text("Acme"))
+    store.refresh(force=True)
     assert [s.id for s in store.specs()] == ["acme"]
 
 
@@ -282,7 +298,7 @@ def test_a_good_spec_turning_bad_and_back(folder: Folder, store: Store):
 def test_creating_a_missing_instructions_file_fixes_the_spec(folder: Folder, store: Store):
     # The spec itself did not change, but the file it names now exists.
     folder.write("acme.yaml", "name: Acme\ninstructions_file: prompts/acme.md\n")
-    with pytest.raises(SpecError, match="file not found: prompts/acme.md"):
+    with pytest.raises(SpecError, match=r"file not found: prompts/acme\.md"):
         store.get("acme")
     folder.write("prompts/acme.md", "Now I exist.")
     assert store.get("acme").instructions == "Now I exist."
@@ -321,6 +337,7 @@ def test_renaming_a_file_changes_the_id(folder: Folder, store: Store):
     folder.write("acme.yaml", spec_text("Acme"))
     assert store.get("acme").id == "acme"
     (folder.path / "acme.yaml").rename(folder.path / "acme-shoes.yaml")
+    folder.tick()
     assert [s.id for s in store.specs()] == ["acme-shoes"]
     with pytest.raises(UnknownGPTError, match="unknown GPT 'acme'"):
         store.get("acme")
@@ -386,6 +403,7 @@ def test_touching_a_file_without_changes_rebuilds_at_most_once(folder: Folder, s
     first = store.agent("acme")
     future = path.stat().st_mtime_ns + 10_000_000_000
     os.utime(path, ns=(future, future))
+    folder.tick()
     second = store.agent("acme")
     assert store.agent("acme") is second
     assert second.system_prompt() == first.system_prompt()
@@ -437,3 +455,124 @@ def test_store_without_a_factory_loads_no_model_until_asked(folder: Folder, monk
     assert [s.id for s in store.specs()] == ["acme"]
     assert store.get("acme").spec.name == "Acme"
     assert store.errors() == []
+
+
+# --- per request: no folder scan, no store-wide compile lock ------------------------------------
+
+
+class StatCounter:
+    """Counts file-system metadata calls (stat and directory listings) made through pathlib and os."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.count = 0
+        real_stat, real_scandir = Path.stat, os.scandir
+
+        def stat(path: Path, *args, **kwargs):
+            self.count += 1
+            return real_stat(path, *args, **kwargs)
+
+        def scandir(*args, **kwargs):
+            self.count += 1
+            return real_scandir(*args, **kwargs)
+
+        monkeypatch.setattr(Path, "stat", stat)
+        monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_many_requests_within_a_second_touch_the_file_system_once(folder: Folder, store: Store, monkeypatch):
+    for name in ("acme", "beta", "gamma"):
+        folder.write(f"prompts/{name}.md", f"I am {name}.")
+        folder.write(f"{name}.yaml", f"name: {name}\ninstructions_file: prompts/{name}.md\n")
+    store.agent("acme")
+    stats = StatCounter(monkeypatch)
+    for _ in range(200):
+        assert store.get("beta").instructions == "I am beta."
+        store.agent("acme")
+        store.specs()
+        store.errors()
+    assert stats.count == 0  # each of these 800 calls used to list the folder and stat all six files
+    folder.seconds += 1.0
+    store.get("beta")
+    store.specs()
+    assert 6 <= stats.count <= 12  # one check: the listing and a stat of each spec and instructions file
+
+
+def test_a_change_is_seen_once_the_second_has_passed(folder: Folder, store: Store):
+    folder.write("acme.yaml", spec_text("Acme", "First."))
+    assert store.get("acme").instructions == "First."
+    (folder.path / "acme.yaml").write_text(spec_text("Acme", "Second."), encoding="utf-8")
+    (folder.path / "beta.yaml").write_text(spec_text("Beta"), encoding="utf-8")
+    assert store.get("acme").instructions == "First."  # within the second: not checked again
+    assert [s.id for s in store.specs()] == ["acme"]
+    folder.seconds += 1.0
+    assert store.get("acme").instructions == "Second."
+    assert [s.id for s in store.specs()] == ["acme", "beta"]
+
+
+def test_refresh_force_checks_at_once(folder: Folder, store: Store):
+    folder.write("acme.yaml", spec_text("Acme", "First."))
+    assert store.get("acme").instructions == "First."
+    (folder.path / "acme.yaml").write_text(spec_text("Acme", "Second, and longer."), encoding="utf-8")
+    store.refresh(force=True)
+    assert store.get("acme").instructions == "Second, and longer."
+
+
+def test_a_spec_saved_through_the_store_is_listed_at_once(folder: Folder, store: Store):
+    folder.write("acme.yaml", spec_text("Acme"))
+    assert [s.id for s in store.specs()] == ["acme"]
+    result = store.save("poet", "name: Poet\ninstructions: Write short poems.\n")
+    assert result.path == folder.path / "poet.yaml"
+    assert [s.id for s in store.specs()] == ["acme", "poet"]
+    store.save("poet", "name: Poet v2\ninstructions: Write haiku.\n", loaded_fingerprint=result.fingerprint)
+    assert store.get("poet").spec.name == "Poet v2"
+    with pytest.raises(SpecError):
+        store.save("poet", "name: Broken\n")
+    assert store.get("poet").spec.name == "Poet v2"
+
+
+class GatedModels(FakeModels):
+    """A model factory that blocks while building a model with temperature 0.7, until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, config: ModelConfig, *, base_dir: Path) -> FakeListChatModel:
+        if config.temperature == 0.7:
+            self.entered.set()
+            assert self.release.wait(10), "the test never released the slow compile"
+        return super().__call__(config, base_dir=base_dir)
+
+
+def _in_thread(fn, *args) -> tuple[threading.Thread, list]:
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_compiling_one_gpt_does_not_block_another(folder: Folder):
+    folder.write("slow.yaml", spec_text("Slow") + "model: {temperature: 0.7}\n")
+    folder.write("fast.yaml", spec_text("Fast"))
+    models = GatedModels()
+    store = Store(folder.path, model_factory=models)
+    slow, slow_out = _in_thread(store.agent, "slow")
+    try:
+        assert models.entered.wait(5)
+        fast, fast_out = _in_thread(store.agent, "fast")
+        fast.join(5)
+        assert not fast.is_alive(), "compiling 'slow' held up the agent of 'fast'"
+        assert fast_out[0].id == "fast"
+        listing, listed = _in_thread(store.specs)
+        listing.join(5)
+        assert [s.id for s in listed[0]] == ["fast", "slow"]  # listing and getting are not held up either
+        again, again_out = _in_thread(store.agent, "slow")  # a second request for the GPT waits for that compile
+        again.join(0.2)
+        assert again.is_alive() and slow.is_alive()
+    finally:
+        models.release.set()
+    slow.join(5)
+    again.join(5)
+    assert slow_out[0] is again_out[0]
+    assert [config.temperature for config, _ in models.calls].count(0.7) == 1

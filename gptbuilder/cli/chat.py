@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult
+from ..events import ConfirmationRequest, Curated, Event, TextDelta, ToolCall, ToolResult, Transcript
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -27,12 +27,12 @@ def chat(
     ctx: typer.Context,
     gpt_id: Annotated[str, typer.Argument(metavar="ID", help="GPT id (its file name without .yaml)")],
     message: Annotated[
-        Optional[str], typer.Option("--message", "-m", help="Ask one question and exit ('-' reads stdin)")
+        str | None, typer.Option("--message", "-m", help="Ask one question and exit ('-' reads stdin)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With -m: print the reply as JSON")] = False,
-    temperature: Annotated[Optional[float], typer.Option(min=0, max=2, help="Override the spec's temperature")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Most tokens in the answer")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed, for repeatable answers")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, max=2, help="Override the spec's temperature")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens in the answer")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed, for repeatable answers")] = None,
 ) -> None:
     """Chat with a GPT: streaming and interactive, or one shot with -m."""
     agent = Store(ctx.obj.gpts_dir, data_dir=ctx.obj.data_dir).agent(gpt_id)
@@ -45,63 +45,61 @@ def chat(
     if message == "-":
         message = sys.stdin.read()
     if as_json:
-        events = list(agent.stream(message, **options))
-        done = next(e for e in events if isinstance(e, Done))
+        transcript = Transcript.from_events(agent.stream(message, **options))
         payload = {
             "gpt": agent.id,
-            "text": done.text,
-            "finish_reason": done.finish_reason,
-            "usage": done.usage.to_dict(),
-            "citations": [e.to_dict() for e in events if isinstance(e, Citation)],
-            "tool_steps": [e.to_dict() for e in events if isinstance(e, (ToolCall, ToolResult, ConfirmationRequest))],
+            "text": transcript.text,
+            "finish_reason": transcript.finish_reason,
+            "usage": transcript.usage.to_dict(),
+            "citations": [c.to_dict() for c in transcript.citations],
+            "tool_steps": [step.to_dict() for step in transcript.steps],
         }
-        curated = next((e for e in events if isinstance(e, Curated)), None)
-        if curated:
-            payload["curated"] = {"question": curated.question, "score": curated.score}
+        if transcript.curated:
+            payload["curated"] = {"question": transcript.curated.question, "score": transcript.curated.score}
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
-    events: list[Event] = []
-    _print_stream(agent, message, options, events)
-    if any(isinstance(e, ConfirmationRequest) for e in events):
+    transcript = _print_stream(agent, message, options)
+    if transcript.confirmations:
         typer.echo(APPROVAL_HINT.format(gpt=agent.id), err=True)
 
 
-def _print_stream(agent: Agent, messages: Any, options: dict[str, Any], seen: list[Event] | None = None) -> str:
-    """Stream an answer to stdout; return the text (partial if interrupted); ``seen`` collects the events."""
-    parts: list[str] = []
-    sources: list[Citation] = []
-    seen = [] if seen is None else seen
+def _print_stream(agent: Agent, messages: Any, options: dict[str, Any], transcript: Transcript | None = None) -> Transcript:
+    """Stream an answer to stdout (tool steps on stderr) into ``transcript``; return it (partial if interrupted)."""
+    transcript = Transcript() if transcript is None else transcript
     events = agent.stream(messages, **options)
     try:
         for event in events:
-            seen.append(event)
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-                typer.echo(event.text, nl=False)
-                sys.stdout.flush()
-            elif isinstance(event, Citation):
-                sources.append(event)
-            elif isinstance(event, ToolCall):
-                typer.echo(f"[tool] {event.name}({json.dumps(event.arguments, ensure_ascii=False)})", err=True)
-            elif isinstance(event, ToolResult):
-                status = "failed" if event.error else "returned"
-                typer.echo(f"[tool] {event.name} {status}: {' '.join(event.content.split())[:200]}", err=True)
-            elif isinstance(event, ConfirmationRequest):
-                shown = json.dumps(event.arguments, ensure_ascii=False)
-                typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
-            elif isinstance(event, Curated):
-                typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
+            transcript.add(event)
+            _show(event)
     except KeyboardInterrupt:
         events.close()
         typer.echo(" [stopped]", nl=False)
     typer.echo()
-    if sources:
+    if transcript.citations:
         typer.echo("sources:")
-        for source in sources:
+        for source in transcript.citations:
             where = source.locator.get("page") or " > ".join(source.locator.get("headings", []))
             mark = "*" if source.cited else " "
             typer.echo(f" {mark}[{source.number}] {source.source}{f' ({where})' if where else ''}")
-    return "".join(parts)
+    return transcript
+
+
+def _show(event: Event) -> None:
+    """How the terminal shows one event as it arrives: text on stdout, tool steps on stderr."""
+    match event:
+        case TextDelta():
+            typer.echo(event.text, nl=False)
+            sys.stdout.flush()
+        case ToolCall():
+            typer.echo(f"[tool] {event.name}({json.dumps(event.arguments, ensure_ascii=False)})", err=True)
+        case ToolResult():
+            status = "failed" if event.error else "returned"
+            typer.echo(f"[tool] {event.name} {status}: {' '.join(event.content.split())[:200]}", err=True)
+        case ConfirmationRequest():
+            shown = json.dumps(event.arguments, ensure_ascii=False)
+            typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
+        case Curated():
+            typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
 
 
 def _interactive(agent: Agent, options: dict[str, Any]) -> None:
@@ -132,21 +130,21 @@ def _interactive(agent: Agent, options: dict[str, Any]) -> None:
         approvals: dict[str, bool] | None = None
         while True:
             typer.echo(f"{agent.loaded.spec.name}> ", nl=False)
-            events: list[Event] = []
+            transcript = Transcript()
             try:
-                answer = _print_stream(agent, turn, {**options, "approvals": approvals}, events)
+                _print_stream(agent, turn, {**options, "approvals": approvals}, transcript)
             except GPTBuilderError as exc:
                 typer.echo(f"error: {exc}", err=True)
-                history = _record(turn, events, None) if approvals else history
+                history = _record(turn, transcript, None) if approvals else history
                 break
-            asks = [e for e in events if isinstance(e, ConfirmationRequest)]
+            asks = transcript.confirmations
             if not asks:
-                history = _record(turn, events, AIMessage(answer))
+                history = _record(turn, transcript, AIMessage(transcript.text))
                 break
             # The approval turn needs no new text from the user: the decision goes in as a short user
             # message (the agent wants the conversation to end with one) plus the approvals themselves.
             approvals = {ask.id: _ask_approval(ask) for ask in asks}
-            history = [*_record(turn, events, None), _paused_message(answer, events)]
+            history = [*_record(turn, transcript, None), _paused_message(transcript)]
             turn = [*history, HumanMessage(_decision_text(asks, approvals))]
 
 
@@ -164,18 +162,13 @@ def _decision_text(asks: list[ConfirmationRequest], approvals: dict[str, bool]) 
     return "(" + "; ".join(f"{'approved' if approvals[a.id] else 'denied'} {a.name}" for a in asks) + ")"
 
 
-def _paused_message(text: str, events: list[Event]) -> AIMessage:
+def _paused_message(transcript: Transcript) -> AIMessage:
     """The assistant step that waits for approval: every call it made that has no result yet."""
-    answered = {e.id for e in events if isinstance(e, ToolResult)}
-    calls = [
-        {"name": e.name, "args": e.arguments, "id": e.id, "type": "tool_call"}
-        for e in events
-        if isinstance(e, (ToolCall, ConfirmationRequest)) and e.id not in answered
-    ]
-    return AIMessage(text, tool_calls=calls)
+    calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in transcript.pending_calls()]
+    return AIMessage(transcript.text, tool_calls=calls)
 
 
-def _record(turn: list[BaseMessage], events: list[Event], answer: AIMessage | None) -> list[BaseMessage]:
+def _record(turn: list[BaseMessage], transcript: Transcript, answer: AIMessage | None) -> list[BaseMessage]:
     """The turn as history: results of calls left pending by the previous step go right after it, then the
     user's message, then the answer. Tool steps inside the answer itself are not kept (as before)."""
     pending: set[str] = set()
@@ -185,9 +178,9 @@ def _record(turn: list[BaseMessage], events: list[Event], answer: AIMessage | No
         elif isinstance(message, ToolMessage):
             pending.discard(message.tool_call_id)
     results = [
-        ToolMessage(e.content, tool_call_id=e.id, name=e.name, status="error" if e.error else "success")
-        for e in events
-        if isinstance(e, ToolResult) and e.id in pending
+        ToolMessage(r.content, tool_call_id=r.id, name=r.name, status="error" if r.error else "success")
+        for r in transcript.tool_results
+        if r.id in pending
     ]
     recorded = [*turn[:-1], *results, turn[-1]]
     return [*recorded, answer] if answer is not None else recorded

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DatabaseError, GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
@@ -62,6 +64,13 @@ class APIError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
+class InternalError(APIError):
+    """A bug or an unexpected failure: logged with its traceback, answered without one."""
+
+    def __init__(self) -> None:
+        super().__init__(500, "internal error; the server log has the details", code="server_error")
+
+
 def from_gptbuilder(exc: GPTBuilderError) -> APIError:
     """Map the library's errors to statuses: who must act decides the code."""
     if isinstance(exc, UnknownGPTError):
@@ -77,6 +86,30 @@ def from_gptbuilder(exc: GPTBuilderError) -> APIError:
     if isinstance(exc, ModelError):
         return APIError(500, str(exc), code="model_error")
     return APIError(500, str(exc), code="server_error")
+
+
+def as_api_error(exc: Exception) -> APIError:
+    """Any exception as the error to answer with; unexpected ones are logged (with traceback) first."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, GPTBuilderError):
+        return from_gptbuilder(exc)
+    logger.error("unexpected error", exc_info=exc)
+    return InternalError()
+
+
+async def guarded_stream(
+    events: AsyncIterator[ServerSentEvent], on_error: Callable[[APIError], AsyncIterator[ServerSentEvent]]
+) -> AsyncIterator[ServerSentEvent]:
+    """A server-sent event stream whose failure ends it with ``on_error``'s events, never a traceback."""
+    try:
+        async for event in events:
+            yield event
+    except Exception as exc:  # every failure is answered; unexpected ones are logged by as_api_error
+        async for event in on_error(as_api_error(exc)):
+            yield event
+    finally:
+        await events.aclose()
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -114,5 +147,4 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error")
-        return APIError(500, "internal error; the server log has the details", code="server_error").response()
+        return as_api_error(exc).response()

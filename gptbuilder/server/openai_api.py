@@ -18,10 +18,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..agent import Agent
-from ..errors import GPTBuilderError
-from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult
+from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult, Transcript
 from .auth import Caller
-from .errors import APIError, from_gptbuilder, logger
+from .errors import APIError, guarded_stream
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .state import ServerState
 
@@ -61,11 +60,12 @@ def get_model(gpt_id: str, request: Request, _caller: Caller = Depends(authorize
     return _model_entry(_state(request).store.get(gpt_id))
 
 
-def _finish(reason: str) -> str:
+def _finish(reason: str | None) -> str | None:
+    """Done's finish reason on OpenAI's wire: a pause for approval is a normal stop there."""
     return "stop" if reason == "confirmation_required" else reason
 
 
-def _citation(event: Citation) -> dict[str, Any]:
+def _fields(event: Citation | ConfirmationRequest | Curated) -> dict[str, Any]:
     data = event.to_dict()
     data.pop("type")
     return data
@@ -81,58 +81,78 @@ def _tool_call(event: ToolCall, index: int) -> dict[str, Any]:
 
 
 class _Reply:
-    """Sorts an answer's events into the OpenAI message and gptbuilder's extra fields."""
+    """An answer in OpenAI's shape: each event's delta as it streams, the whole message at the end.
+
+    With client-side tools, the model's tool calls are OpenAI `tool_calls`; otherwise they are
+    gptbuilder's `tool_steps`, shown beside the answer.
+    """
 
     def __init__(self, client_tools: bool):
         self.client_tools = client_tools
-        self.text: list[str] = []
-        self.tool_calls: list[dict[str, Any]] = []
-        self.citations: list[dict[str, Any]] = []
-        self.steps: list[dict[str, Any]] = []
-        self.confirmations: list[dict[str, Any]] = []
-        self.curated: dict[str, Any] | None = None
-        self.done: Done | None = None
+        self.transcript = Transcript()
+
+    @property
+    def done(self) -> Done | None:
+        """The answer's end, once it arrived."""
+        return self.transcript.done
 
     def add(self, event: Event) -> dict[str, Any]:
-        """File one event; return the delta fields it adds to a streamed chunk."""
-        if isinstance(event, TextDelta):
-            self.text.append(event.text)
-            return {"content": event.text}
-        if isinstance(event, ToolCall) and self.client_tools:
-            call = _tool_call(event, len(self.tool_calls))
-            self.tool_calls.append(call)
-            return {"tool_calls": [call]}
-        if isinstance(event, Citation):
-            self.citations.append(_citation(event))
-            return {"citations": [self.citations[-1]]}
-        if isinstance(event, ConfirmationRequest):
-            self.confirmations.append({k: v for k, v in event.to_dict().items() if k != "type"})
-            return {"confirmation_requests": [self.confirmations[-1]]}
-        if isinstance(event, (ToolCall, ToolResult)):
-            self.steps.append(event.to_dict())
-            return {"tool_steps": [self.steps[-1]]}
-        if isinstance(event, Curated):
-            self.curated = {"question": event.question, "score": event.score}
-            return {"curated": self.curated}
-        if isinstance(event, Done):
-            self.done = event
+        """Fold one event in; return the delta fields it adds to a streamed chunk."""
+        self.transcript.add(event)
+        match event:
+            case TextDelta():
+                return {"content": event.text}
+            case ToolCall() if self.client_tools:
+                return {"tool_calls": [_tool_call(event, len(self.transcript.tool_calls) - 1)]}
+            case Citation():
+                return {"citations": [_fields(event)]}
+            case ConfirmationRequest():
+                return {"confirmation_requests": [_fields(event)]}
+            case ToolCall() | ToolResult():
+                return {"tool_steps": [event.to_dict()]}
+            case Curated():
+                return {"curated": _fields(event)}
         return {}
+
+    def extras(self) -> dict[str, Any]:
+        """gptbuilder's fields beside the text: citations and the curated mark, when there are any."""
+        extras: dict[str, Any] = {}
+        if self.transcript.citations:
+            extras["citations"] = [_fields(c) for c in self.transcript.citations]
+        if self.transcript.curated:
+            extras["curated"] = _fields(self.transcript.curated)
+        return extras
 
     def message(self) -> dict[str, Any]:
         """The assistant message of a non-streamed answer."""
-        text = "".join(self.text)
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not self.tool_calls else None, "refusal": None}
-        if self.tool_calls:
-            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in self.tool_calls]
-        if self.citations:
-            message["citations"] = self.citations
-        if self.steps:
-            message["tool_steps"] = self.steps
-        if self.confirmations:
-            message["confirmation_requests"] = self.confirmations
-        if self.curated:
-            message["curated"] = self.curated
+        transcript = self.transcript
+        calls = [_tool_call(call, i) for i, call in enumerate(transcript.tool_calls)] if self.client_tools else []
+        text = transcript.text
+        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
+        if calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+        extras = self.extras()
+        if "citations" in extras:
+            message["citations"] = extras["citations"]
+        steps = [s.to_dict() for s in transcript.steps if isinstance(s, ToolResult) or (isinstance(s, ToolCall) and not self.client_tools)]
+        if steps:
+            message["tool_steps"] = steps
+        if transcript.confirmations:
+            message["confirmation_requests"] = [_fields(c) for c in transcript.confirmations]
+        if "curated" in extras:
+            message["curated"] = extras["curated"]
         return message
+
+
+def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
+    """The agent's options from a request's sampling fields (chat and legacy completions alike)."""
+    return {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "max_tokens": st.check_max_tokens(body.answer_tokens()),
+        "stop": body.stop_list(),
+        "seed": body.seed,
+    }
 
 
 def _chat_options(st: ServerState, body: ChatCompletionRequest) -> dict[str, Any]:
@@ -140,11 +160,7 @@ def _chat_options(st: ServerState, body: ChatCompletionRequest) -> dict[str, Any
         raise APIError(400, "tool_choice needs 'tools'", param="tool_choice")
     tools = [t.model_dump() for t in body.tools] if body.tools and body.tool_choice != "none" else None
     return {
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "max_tokens": st.check_max_tokens(body.answer_tokens()),
-        "stop": body.stop_list(),
-        "seed": body.seed,
+        **_options(st, body),
         "approvals": body.approvals,
         **({"client_tools": tools, "tool_choice": body.tool_choice} if tools else {}),
     }
@@ -157,7 +173,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
     messages = [m.to_agent() for m in body.messages]
     st.check_messages(messages)
     options = _chat_options(st, body)
-    agent = st.agent(body.model)
+    agent = await st.agent(body.model)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
     reply = _Reply(client_tools=bool(options.get("client_tools")))
@@ -200,7 +216,8 @@ async def _chat_chunks(run: _Run) -> AsyncIterator[dict[str, Any]]:
     st, events, reply, ids, started = run.st, run.events, run.reply, run.ids, run.started
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**ids, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**ids, "object": "chat.completion.chunk", "choices": [choice]}
 
     yield chunk({"role": "assistant", "content": ""})
     first = True
@@ -230,14 +247,8 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
         raise APIError(400, "'suffix' (fill-in-the-middle) is not supported", param="suffix")
     messages = [{"role": "user", "content": body.text()}]
     st.check_messages(messages)
-    options = {
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "max_tokens": st.check_max_tokens(body.answer_tokens()),
-        "stop": body.stop_list(),
-        "seed": body.seed,
-    }
-    agent = st.agent(_completion_body(body, gpt_id))
+    options = _options(st, body)
+    agent = await st.agent(_completion_body(body, gpt_id))
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
     reply = _Reply(client_tools=False)
@@ -248,11 +259,8 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
         return _sse(_completion_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "completions"), prefix), st)
     await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "completions", started)
-    choice = {"text": prefix + "".join(reply.text), "index": 0, "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}
-    if reply.citations:
-        choice["citations"] = reply.citations
-    if reply.curated:
-        choice["curated"] = reply.curated
+    finish = _finish(reply.done.finish_reason)
+    choice = {"text": prefix + reply.transcript.text, "index": 0, "logprobs": None, "finish_reason": finish, **reply.extras()}
     return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
 
 
@@ -354,16 +362,15 @@ def _sse(chunks: AsyncIterator[dict[str, Any]], st: ServerState) -> EventSourceR
         try:
             async for chunk in chunks:
                 yield ServerSentEvent(json.dumps(chunk, ensure_ascii=False))
-        except GPTBuilderError as exc:
-            yield ServerSentEvent(json.dumps(from_gptbuilder(exc).body(), ensure_ascii=False))
-        except APIError as exc:
-            yield ServerSentEvent(json.dumps(exc.body(), ensure_ascii=False))
-        except Exception:
-            logger.exception("stream failed")
-            yield ServerSentEvent(json.dumps(APIError(500, "internal error; the server log has the details").body()))
         finally:
             await chunks.aclose()
+
+    async def failed(error: APIError) -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(json.dumps(error.body(), ensure_ascii=False))
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for event in guarded_stream(events(), failed):
+            yield event
         yield ServerSentEvent("[DONE]")
 
-    return EventSourceResponse(events(), ping=st.config.keepalive_seconds, headers={"Cache-Control": "no-cache"})
-
+    return EventSourceResponse(stream(), ping=st.config.keepalive_seconds, headers={"Cache-Control": "no-cache"})

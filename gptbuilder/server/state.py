@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from ..agent import Agent
@@ -42,9 +43,13 @@ class ServerState:
         self.limiter.hit("IP address", caller.ip, self.config.requests_per_minute_per_ip)
         return caller
 
-    def agent(self, gpt_id: str) -> Agent:
-        """The GPT's agent (404 with did-you-mean when unknown), after its own spec limits allow a request."""
-        agent = self.store.agent(gpt_id)
+    async def agent(self, gpt_id: str) -> Agent:
+        """The GPT's agent (404 with did-you-mean when unknown), after its own spec limits allow a request.
+
+        Looked up in a worker thread: a first request compiles the agent (loading a model can take
+        seconds), and the event loop must keep serving everyone else meanwhile.
+        """
+        agent = await run_in_threadpool(self.store.agent, gpt_id)
         self.limiter.check_gpt(agent.id, agent.loaded.spec.limits)
         return agent
 
@@ -52,7 +57,9 @@ class ServerState:
         """Caps on message count and length, before any model work."""
         cap = self.config.max_messages
         if len(messages) > cap:
-            raise APIError(400, f"{len(messages):,} messages sent; at most {cap:,} are accepted", param="messages", code="too_many_messages")
+            raise APIError(
+                400, f"{len(messages):,} messages sent; at most {cap:,} are accepted", param="messages", code="too_many_messages"
+            )
         longest = max((len(m.get("content") or "") for m in messages), default=0)
         if longest > self.config.max_message_chars:
             raise APIError(

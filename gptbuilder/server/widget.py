@@ -21,11 +21,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError
-from ..events import Citation, Curated, Done, TextDelta
+from ..events import Citation, Curated, Done, TextDelta, Transcript
 from ..loader import LoadedSpec
 from ..spec import WidgetConfig
 from .auth import client_ip
-from .errors import APIError, from_gptbuilder, logger
+from .errors import APIError, InternalError, guarded_stream
 from .sanitize import render
 from .state import ServerState
 from .widget_sessions import TokenError, WidgetSessions
@@ -115,7 +115,11 @@ def widget_preflight(gpt_id: str, request: Request) -> Response:
     origin = _check_origin(request, widget, own_page_ok=True)
     headers = _cors(origin, widget)
     if headers:
-        headers |= {"Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type, Authorization", "Access-Control-Max-Age": "600"}
+        headers |= {
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
+            "Access-Control-Max-Age": "600",
+        }
     return Response(status_code=204, headers=headers)
 
 
@@ -123,7 +127,7 @@ def widget_preflight(gpt_id: str, request: Request) -> Response:
 async def widget_session(gpt_id: str, request: Request) -> JSONResponse:
     """A short-lived token for this GPT and the calling page's origin, with the widget's look."""
     st = _state(request)
-    loaded, widget = _widget(st, gpt_id)
+    loaded, widget = await run_in_threadpool(_widget, st, gpt_id)
     origin = request.headers.get("origin")
     if origin is None or origin not in widget.allowed_origins:
         raise _forbidden(f"the origin {origin or '(none)'} may not embed this widget")
@@ -165,7 +169,8 @@ def widget_page(gpt_id: str, request: Request) -> HTMLResponse:
         f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
         f"base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
     )
-    return HTMLResponse(page, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+    headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+    return HTMLResponse(page, headers=headers)
 
 
 _PAGE = """<!doctype html>
@@ -189,7 +194,7 @@ _PAGE = """<!doctype html>
 async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> Any:
     """One visitor message; the answer streams back as sanitized HTML snapshots, then citations."""
     st = _state(request)
-    loaded, widget = _widget(st, gpt_id)
+    loaded, widget = await run_in_threadpool(_widget, st, gpt_id)
     origin = _check_origin(request, widget, own_page_ok=True)
     header = request.headers.get("authorization", "")
     sessions = _sessions(request)
@@ -207,36 +212,38 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
     await run_in_threadpool(history.add, conversation_id, "user", body.message)
     stored = await run_in_threadpool(history.messages, conversation_id)
     messages = [{"role": m.role, "content": m.content} for m in stored if m.role in ("user", "assistant") and m.content]
-    agent = st.agent(loaded.id)
+    agent = await st.agent(loaded.id)
     st.check_messages(messages)
     events = await st.generate(agent, messages, {})
+    transcript = Transcript()
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        parts: list[str] = []
-        citations: list[dict[str, Any]] = []
+    async def answer() -> AsyncIterator[ServerSentEvent]:
         try:
             async for event in events:
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    yield ServerSentEvent(json.dumps({"type": "delta", "html": render("".join(parts))}))
-                elif isinstance(event, Citation):
-                    citations.append({"number": event.number, "source": event.source, "text": event.text[:500], "cited": event.cited})
-                elif isinstance(event, Curated):
-                    yield ServerSentEvent(json.dumps({"type": "curated", "question": event.question}))
-                elif isinstance(event, Done):
-                    st.account(f"widget:{grant.origin}"[:64], agent, event)  # booked to the embedding site
-            if citations:
-                yield ServerSentEvent(json.dumps({"type": "citations", "citations": citations}))
-            yield ServerSentEvent(json.dumps({"type": "done", "html": render("".join(parts))}))
-            await run_in_threadpool(history.add, conversation_id, "assistant", "".join(parts), citations=citations)
-        except GPTBuilderError as exc:
-            error = from_gptbuilder(exc)
-            yield ServerSentEvent(json.dumps({"type": "error", "message": error.message}))
-            await run_in_threadpool(history.add, conversation_id, "assistant", "".join(parts), error=error.message)
-        except Exception:
-            logger.exception("widget stream failed")
-            yield ServerSentEvent(json.dumps({"type": "error", "message": "something went wrong; try again"}))
+                transcript.add(event)
+                match event:
+                    case TextDelta():
+                        yield ServerSentEvent(json.dumps({"type": "delta", "html": render(transcript.text)}))
+                    case Curated():
+                        yield ServerSentEvent(json.dumps({"type": "curated", "question": event.question}))
+                    case Done():
+                        st.account(f"widget:{grant.origin}"[:64], agent, event)  # booked to the embedding site
         finally:
             await events.aclose()
+        citations = [_citation(c) for c in transcript.citations]
+        if citations:
+            yield ServerSentEvent(json.dumps({"type": "citations", "citations": citations}))
+        yield ServerSentEvent(json.dumps({"type": "done", "html": render(transcript.text)}))
+        await run_in_threadpool(history.add, conversation_id, "assistant", transcript.text, citations=citations)
 
-    return EventSourceResponse(stream(), ping=st.config.keepalive_seconds, headers=_cors(origin, widget))
+    async def failed(error: APIError) -> AsyncIterator[ServerSentEvent]:
+        message = "something went wrong; try again" if isinstance(error, InternalError) else error.message
+        yield ServerSentEvent(json.dumps({"type": "error", "message": message}))
+        await run_in_threadpool(history.add, conversation_id, "assistant", transcript.text, error=message)
+
+    return EventSourceResponse(guarded_stream(answer(), failed), ping=st.config.keepalive_seconds, headers=_cors(origin, widget))
+
+
+def _citation(event: Citation) -> dict[str, Any]:
+    """What the chat page shows of a source (a short excerpt)."""
+    return {"number": event.number, "source": event.source, "text": event.text[:500], "cited": event.cited}

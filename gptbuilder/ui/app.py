@@ -21,6 +21,7 @@ from .builder import build_builder, spec_ids
 from .chat import build_chat, gpt_choices
 from .render import esc
 
+
 @functools.cache
 def store_css() -> str:
     """The store's stylesheet (theme.css); build_ui embeds it, so any way of mounting gets it."""
@@ -153,7 +154,7 @@ def _api(store: Store, history: History, pass_rates: discover.PassRateLookup | N
         from ..errors import SpecError
 
         try:
-            result = specs.save(gpt_id, text, store.gpts_dir, loaded_fingerprint=loaded_fingerprint or None)
+            result = store.save(gpt_id, text, loaded_fingerprint=loaded_fingerprint or None)
         except SpecError as exc:
             return {"saved": False, "problems": [str(p) for p in exc.problems]}
         return {"saved": True, "path": result.path.name, "fingerprint": result.fingerprint, "warning": result.warning}

@@ -203,7 +203,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     def save_draft(base_fields: dict[str, Any], fingerprint: str | None, count: int, *values: Any) -> tuple:
         draft = draft_from_form(base_fields, list(values))
         try:
-            result = specs.save(draft.gpt_id, draft.to_yaml(), store.gpts_dir, loaded_fingerprint=fingerprint)
+            result = store.save(draft.gpt_id, draft.to_yaml(), loaded_fingerprint=fingerprint)
         except SpecError as exc:
             message = "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)
             return gr.update(), gr.update(), count, message, gr.update()
@@ -224,7 +224,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         text = text or ""
         text = text if text.endswith("\n") or not text else text + "\n"  # the code editor drops the final newline
         try:
-            result = specs.save(chosen_id, text, store.gpts_dir, loaded_fingerprint=fingerprint)
+            result = store.save(chosen_id, text, loaded_fingerprint=fingerprint)
         except SpecError as exc:
             return {status: "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)}
         except OSError as exc:

@@ -7,58 +7,61 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GPTBuilderError, InputError
-from ..events import Citation, ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
+from ..events import ConfirmationRequest, Done, Event, Step, Transcript
 from ..history import History, Message
 from ..store import Store
 
 
 @dataclass
 class Answer:
-    """An answer as it streams in: text, tool steps, sources, what waits for approval, and how it ended."""
+    """An answer as it streams in, as the store shows and keeps it: its transcript plus how it ended."""
 
-    prior_pending: set[str] = field(default_factory=set)
-    parts: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    resolved: list[dict[str, Any]] = field(default_factory=list)
-    asks: list[dict[str, Any]] = field(default_factory=list)
-    finish_reason: str | None = None
+    prior_pending: set[str] = field(default_factory=set)  # calls the previous answer left for a decision
+    transcript: Transcript = field(default_factory=Transcript)
     error: str | None = None
     stopped: bool = False
-    curated: dict[str, Any] | None = None
+
+    def feed(self, event: Event) -> None:
+        """Take one agent event."""
+        self.transcript.add(event)
 
     @property
     def text(self) -> str:
         """The answer's text so far."""
-        return "".join(self.parts)
+        return self.transcript.text
 
-    def feed(self, event: Any) -> None:
-        """Take one agent event."""
-        if isinstance(event, TextDelta):
-            self.parts.append(event.text)
-        elif isinstance(event, (ToolCall, ToolResult)) and event.id in self.prior_pending:
-            self.resolved.append(event.to_dict())  # decisions on the previous answer's calls
-        elif isinstance(event, ConfirmationRequest):
-            self.steps.append(event.to_dict())
-            self.asks.append(event.to_dict())
-        elif isinstance(event, (ToolCall, ToolResult)):
-            self.steps.append(event.to_dict())
-        elif isinstance(event, Citation):
-            self.sources.append(event.to_dict())
-        elif isinstance(event, Done):
-            self.finish_reason = event.finish_reason
-        elif getattr(event, "type", None) == "curated":
-            self.curated = event.to_dict()
+    def _resolves(self, step: Step) -> bool:
+        """A call or result that settles the previous answer's pending calls (shown with the user's decision)."""
+        return not isinstance(step, ConfirmationRequest) and step.id in self.prior_pending
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """This answer's own tool steps."""
+        return [step.to_dict() for step in self.transcript.steps if not self._resolves(step)]
+
+    @property
+    def resolved(self) -> list[dict[str, Any]]:
+        """The decisions on the previous answer's calls: their calls and results."""
+        return [step.to_dict() for step in self.transcript.steps if self._resolves(step)]
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """The knowledge passages given to the model."""
+        return [citation.to_dict() for citation in self.transcript.citations]
+
+    @property
+    def asks(self) -> list[dict[str, Any]]:
+        """The calls waiting for the user's approval."""
+        return [ask.to_dict() for ask in self.transcript.confirmations]
 
     def pending_calls(self) -> list[dict[str, Any]]:
         """The calls this answer left waiting for a decision (as LangChain tool calls), if it paused."""
-        if not self.asks:
+        if not self.transcript.confirmations:
             return []
-        answered = {s["id"] for s in self.steps if s["type"] == "tool_result"}
         return [
-            {"name": s["name"], "args": s["arguments"], "id": s["id"], "type": "tool_call"}
-            for s in self.steps
-            if s["type"] in ("tool_call", "confirmation_request") and s["id"] not in answered
+            {"name": call.name, "args": call.arguments, "id": call.id, "type": "tool_call"}
+            for call in self.transcript.pending_calls()
+            if not self._resolves(call)
         ]
 
     def extra(self) -> dict[str, Any]:
@@ -68,10 +71,10 @@ class Answer:
             "sources": self.sources,
             "pending_calls": self.pending_calls(),
             "asks": self.asks,
-            "finish_reason": self.finish_reason,
+            "finish_reason": self.transcript.finish_reason,
             "error": self.error,
             "stopped": self.stopped,
-            "curated": self.curated,
+            "curated": self.transcript.curated.to_dict() if self.transcript.curated else None,
             "streaming": False,
         }
 

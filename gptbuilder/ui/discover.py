@@ -23,7 +23,8 @@ def stored_pass_rates(store: Store, data_dir: str | Path) -> PassRateLookup:
     """The default hook: the pass rate `gptbuilder test` stored for the GPT's current spec version, if any."""
 
     def lookup(gpt_id: str) -> float | None:
-        from ..testing import latest_result, spec_version
+        from ..fingerprint import spec_version
+        from ..testing import latest_result
 
         found = latest_result(data_dir, gpt_id, version=spec_version(store.get(gpt_id)))
         return found[0] / found[1] if found and found[1] else None

@@ -312,7 +312,44 @@ def test_websockets_to_the_store_need_the_key_too(make_app, echo):
     from starlette.websockets import WebSocketDisconnect
 
     client = TestClient(make_app(ServerConfig(api_keys=(KEY,)), ui=True))
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with client.websocket_connect("/gradio_api/anything") as ws:
-            ws.receive_text()
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/gradio_api/anything") as ws:
+        ws.receive_text()
     assert closed.value.code == 1008
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_event_loop_keeps_serving_while_a_gpt_compiles(make_app, write_spec, echo):
+    import asyncio
+
+    from gptbuilder.models.fake import FakeChatModel
+
+    write_spec("slow", "name: Slow\ninstructions: x\nmodel: {provider: fake, temperature: 0.7}\n")
+    entered, release = threading.Event(), threading.Event()
+
+    def factory(config, base_dir=None):
+        if config.temperature == 0.7:  # the slow GPT's model takes until the test lets it finish
+            entered.set()
+            assert release.wait(10), "the test never released the slow compile"
+        return FakeChatModel()
+
+    app = make_app(ServerConfig(), model_factory=factory)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        slow = asyncio.create_task(client.post("/v1/chat/completions", json={**CHAT, "model": "slow"}))
+        try:
+            assert await asyncio.to_thread(entered.wait, 10)
+            # The app runs in this very event loop: if the compile held it, none of these could answer.
+            health = await asyncio.wait_for(client.get("/health"), 5)
+            assert health.status_code == 200
+            other = await asyncio.wait_for(client.post("/v1/chat/completions", json=CHAT), 5)
+            assert other.json()["choices"][0]["message"]["content"] == "You said: hi"
+            assert not slow.done()
+        finally:
+            release.set()
+        answer = await asyncio.wait_for(slow, 10)
+    assert answer.status_code == 200
+    assert answer.json()["model"] == "slow"

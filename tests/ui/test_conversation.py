@@ -66,20 +66,11 @@ def test_paused_calls_and_their_results_go_back_to_the_model_in_order():
     assert converted[1].tool_calls[0]["id"] == "c1" and converted[2].tool_call_id == "c1"
 
 
-class _CuratedEvent:
-    """Stands for events.Curated (the curated-answers work adds it): matched by its `type`, as the UI does."""
-
-    type = "curated"
-
-    def to_dict(self):
-        return {"type": "curated", "question": "What is your return window?", "score": 0.93}
-
-
 class _CuratedAgent:
     def stream(self, messages, **options):
-        from gptbuilder.events import Done, TextDelta
+        from gptbuilder.events import Curated, Done, TextDelta
 
-        yield _CuratedEvent()
+        yield Curated("What is your return window?", 0.93)
         yield TextDelta("30 days from delivery.")
         yield Done("30 days from delivery.")
 
