@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -110,12 +110,12 @@ def _readiness(state: ServerState, db: Database) -> JSONResponse:
         db.create_schema()
         with db.session() as s:
             s.connection()
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:  # any failure means not ready
         problems["database"] = str(exc)
     for loaded in state.store.specs():
         try:
             state.store.agent(loaded.id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems[loaded.id] = str(exc)
     status = 503 if problems else 200
     return JSONResponse({"status": "ready" if not problems else "not ready", "problems": problems}, status_code=status)

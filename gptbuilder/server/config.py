@@ -86,8 +86,8 @@ def read_keys_file(path: Path) -> list[str]:
 
 def read_prices(path: Path) -> dict[str, Price]:
     """A YAML price table: ``{gpt-id: {prompt_per_1k: 0.1, completion_per_1k: 0.2}}`` ("*" for every GPT)."""
-    from ..yamlsafe import read_yaml
     from ..errors import SpecError
+    from ..yamlsafe import read_yaml
 
     try:
         data = read_yaml(path).data or {}

@@ -36,7 +36,8 @@ class RateLimiter:
             return
         item = RateLimitItemPerMinute(per_minute)
         if not self._requests.hit(item, scope, identity):
-            raise _too_many(f"rate limit of {per_minute} requests per minute reached for this {scope}", self._retry(self._requests, item, scope, identity))
+            retry = self._retry(self._requests, item, scope, identity)
+            raise _too_many(f"rate limit of {per_minute} requests per minute reached for this {scope}", retry)
 
     def check_gpt(self, gpt_id: str, limits: LimitsConfig | None) -> None:
         """Refuse a request to a GPT whose spec limits are used up (requests/minute, tokens/day)."""

@@ -92,7 +92,7 @@ class ModelQueue:
                         send(event)
                 finally:
                     generation.close()
-            except BaseException as exc:  # noqa: BLE001 - handed to the request, which translates it
+            except BaseException as exc:  # handed to the request, which translates it
                 send(_Failure(exc))
             finally:
                 with self._lock:

@@ -92,7 +92,7 @@ class UsageLedger:
             self._wake.wait(self.flush_seconds)
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - the sums stay pending; the next round retries
+            except Exception:  # the sums stay pending; the next round retries
                 logger.exception("could not write usage; will retry")
 
     def flush(self) -> None:
@@ -163,7 +163,10 @@ class UsageLedger:
         with self.db.session() as s:
             rows = list(s.scalars(query))
         return [
-            UsageLine(r.day, r.key_id, r.gpt_id, r.requests, r.prompt_tokens, r.completion_tokens, self.cost(r.gpt_id, r.prompt_tokens, r.completion_tokens))
+            UsageLine(
+                r.day, r.key_id, r.gpt_id, r.requests, r.prompt_tokens, r.completion_tokens,
+                self.cost(r.gpt_id, r.prompt_tokens, r.completion_tokens),
+            )
             for r in rows
         ]
 

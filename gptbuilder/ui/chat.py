@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,10 +153,8 @@ def build_chat(store: Store, history: History) -> ChatView:
         starter_texts: list[str] = []
         rated = history.rating(gpt_id, owner=who) if gpt_id else None
         if gpt_id:
-            try:
+            with contextlib.suppress(GPTBuilderError):
                 starter_texts = list(store.get(gpt_id).spec.conversation_starters)
-            except GPTBuilderError:
-                pass
         buttons = [
             gr.update(value=starter_texts[i], visible=True) if i < len(starter_texts) else gr.update(value="", visible=False)
             for i in range(MAX_STARTERS)
