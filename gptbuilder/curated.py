@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .events import Curated, Done, Event, TextDelta, Usage
 from .knowledge.embeddings import Embedder, get_embedder
 from .loader import LoadedSpec
 from .spec import CuratedAnswer
@@ -70,9 +69,3 @@ def curated_answers_for(loaded: LoadedSpec, embedder: Embedder | None = None) ->
         embedder = get_embedder(config.embedding_model if config else None, base_dir=loaded.folder)
     return CuratedAnswers(loaded.spec.curated_answers, embedder, threshold=loaded.spec.curated_threshold)
 
-
-def curated_events(match: CuratedMatch) -> Iterator[Event]:
-    """How a curated answer streams: marked Curated first, then its text, then Done with no token usage."""
-    yield Curated(match.question, match.score)
-    yield TextDelta(match.answer)
-    yield Done(match.answer, finish_reason="stop", usage=Usage())

@@ -9,7 +9,8 @@ import pytest
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from gptbuilder.agent import _confirmation_events, compile_agent
+from gptbuilder.agent import compile_agent
+from gptbuilder.turn.approvals import confirmation_events
 from gptbuilder.errors import InputError
 from gptbuilder.events import ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
 from gptbuilder.loader import load_spec
@@ -154,7 +155,7 @@ def test_calls_held_with_one_needing_approval_run_only_with_the_decision(write_s
         {"name": "cancelOrder", "args": {"order_id": "A1002"}, "id": "c2", "type": "tool_call"},
     ])
     # the scripted model makes one call per step, so the paused step is checked on its own
-    paused = list(_confirmation_events(message, agent.needs_confirmation))
+    paused = list(confirmation_events(message, agent.needs_confirmation))
     assert [type(e) for e in paused] == [ToolCall, ConfirmationRequest, TextDelta]
     assert paused[-1].text == 'cancelOrder(order_id="A1002") needs your approval: approve or deny it.'
     after = list(agent.stream([HumanMessage("status of A1001, cancel A1002"), message, HumanMessage("no")],
@@ -197,6 +198,7 @@ def test_the_real_embedded_model_calls_a_built_in_tool_and_answers_from_its_resu
     assert year in events[-1].text, "the answer comes from the tool's result"
 
 
+@pytest.mark.slow
 def test_the_real_embedded_model_looks_up_an_order_through_the_action(write_spec, gpts_dir, orders):
     """End to end on SmolLM2-135M: the router picks getOrder, the argument grammar copies the id, the answer uses the result."""
     path = write_spec(
@@ -220,6 +222,7 @@ def test_the_real_embedded_model_looks_up_an_order_through_the_action(write_spec
     assert len(orders.raw_paths) == before
 
 
+@pytest.mark.slow
 def test_the_real_embedded_model_copies_code_into_the_python_tool_exactly(write_spec):
     """Arguments are decoded without a repeat penalty, so code with repeated brackets survives the copy."""
     path = write_spec("coder", "name: Coder\ninstructions: Run code with the python tool.\ntools: [python]\nmodel: {max_tokens: 80}\n")

@@ -1,0 +1,113 @@
+"""Tool calls that wait for the user: asking for approval, and resolving the decision on the next turn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from ..errors import InputError
+from ..events import ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
+from .base import Turn
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+DECLINED = "The user declined to run {name}; it was not run."
+UNANSWERED = "{name} was not run: it needs the user's approval and the user did not give it (treated as declined)."
+NO_SUCH_TOOL = "{name} was not run: there is no such tool."
+SHOWN_CHARS = 2000
+
+
+def needing_confirmation(tools: Sequence[BaseTool]) -> frozenset[str]:
+    """Names of the tools whose calls wait for the user's approval."""
+    return frozenset(t.name for t in tools if (t.metadata or {}).get("requires_confirmation"))
+
+
+class ResolveApprovals:
+    """Stage: answer every tool call the history left pending — run the approved ones, decline the rest.
+
+    The tool messages go right after the assistant message that made the calls, where the model APIs
+    expect them. Calls to tools that need no confirmation (held back with ones that do) run unless denied;
+    a pending call without a decision is declined. Turns that carry the caller's own tools skip this:
+    their pending calls are the caller's to answer.
+    """
+
+    def __init__(self, tools: Sequence[BaseTool]):
+        self.tools = {tool.name: tool for tool in tools}
+        self.needs_confirmation = needing_confirmation(tools)
+
+    def __call__(self, turn: Turn) -> Generator[Event, None, Done | None]:
+        if turn.client_tools:
+            return None
+        history, approvals = turn.history, turn.approvals
+        answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
+        pending = [
+            (index, call)
+            for index, message in enumerate(history)
+            if isinstance(message, AIMessage)
+            for call in message.tool_calls
+            if call.get("id") and call["id"] not in answered
+        ]
+        ids = {call["id"] for _, call in pending}
+        unknown = [key for key in approvals if key not in ids]
+        if unknown:
+            waiting = ", ".join(f"{c['id']} ({c['name']})" for _, c in pending) or "none"
+            raise InputError(
+                f"approval for {', '.join(map(repr, unknown))} matches no pending tool call; pending calls: {waiting}"
+            )
+        inserted: dict[int, list[BaseMessage]] = {}
+        for index, call in pending:
+            name, decision = call["name"], approvals.get(call["id"])
+            if decision is True or (decision is None and name not in self.needs_confirmation and name in self.tools):
+                yield ToolCall(call["id"], name, dict(call["args"]))
+                reply = invoke_tool(self.tools.get(name), call)
+            elif decision is False or approvals:
+                reply = _refusal(DECLINED, call)
+            else:
+                reply = _refusal(UNANSWERED if name in self.needs_confirmation else NO_SUCH_TOOL, call)
+            yield ToolResult(call["id"], name, clip(reply.text), reply.status == "error")
+            inserted.setdefault(index, []).append(reply)
+        if inserted:
+            turn.history = [m for index, message in enumerate(history) for m in (message, *inserted.get(index, ()))]
+        return None
+
+
+def invoke_tool(tool: BaseTool | None, call: Mapping[str, Any]) -> ToolMessage:
+    """Run one tool call as the agent's tools node would: failures become an error message for the model."""
+    if tool is None:
+        return _refusal(NO_SUCH_TOOL, call)
+    try:
+        result = tool.invoke({**call, "type": "tool_call"})
+    except Exception as exc:  # a tool's own failure goes back to the model, never to the user
+        return ToolMessage(f"{call['name']} failed: {exc}", tool_call_id=call["id"], name=call["name"], status="error")
+    if isinstance(result, ToolMessage):
+        return result
+    return ToolMessage(str(result), tool_call_id=call["id"], name=call["name"])  # pragma: no cover
+
+
+def confirmation_events(message: AIMessage, needs_confirmation: frozenset[str]) -> Iterator[Event]:
+    """A paused step: what waits for approval, what is held with it, and a question for the user."""
+    asks: list[str] = []
+    for call in message.tool_calls:
+        if call["name"] in needs_confirmation:
+            yield ConfirmationRequest(call["id"], call["name"], dict(call["args"]))
+            shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call["args"].items())
+            asks.append(f"{call['name']}({shown})")
+        else:
+            yield ToolCall(call["id"], call["name"], dict(call["args"]))  # held: runs with the decision
+    separator = "\n\n" if message.text.strip() else ""
+    verb = "needs" if len(asks) == 1 else "need"
+    yield TextDelta(f"{separator}{' and '.join(asks)} {verb} your approval: approve or deny it.")
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """Tool output as shown in events: the model got the full (budgeted) text, people get a glimpse."""
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit:,} more characters]"
+
+
+def _refusal(template: str, call: Mapping[str, Any]) -> ToolMessage:
+    name = call["name"]
+    return ToolMessage(template.format(name=name), tool_call_id=call["id"], name=name, status="error")
