@@ -31,7 +31,7 @@ class _Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, with its type."""
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **asdict(self)}  # type: ignore[call-overload]  # every event is a dataclass
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ from .fingerprint import Stamp, stamps
 from .loader import LoadedSpec, load_spec
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
     from .builder import SaveResult
 
-ModelFactory = Callable[..., object]
+ModelFactory = Callable[..., "BaseChatModel"]
 REFRESH_SECONDS = 1.0  # how stale the listing may be: requests do not each stat every spec file
 
 

@@ -280,6 +280,7 @@ def run_case(agent: Agent, case: TestCase, *, number: int = 1, sources: Sequence
         return result
     try:
         if case.retrieves:
+            assert agent.knowledge is not None  # _reference_problem stops cases that name files of a GPT without knowledge
             result.retrieved = [s.source for s in agent.knowledge.retrieve(case.ask).sources]
             for wanted in case.retrieves:
                 if not any(_same_file(source, wanted) for source in result.retrieved):

@@ -36,7 +36,7 @@ def chat(
 ) -> None:
     """Chat with a GPT: streaming and interactive, or one shot with -m."""
     agent = Store(ctx.obj.gpts_dir, data_dir=ctx.obj.data_dir).agent(gpt_id)
-    options = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+    options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     if message is None:
         if as_json:
             raise typer.BadParameter("--json needs -m/--message")
@@ -46,7 +46,7 @@ def chat(
         message = sys.stdin.read()
     if as_json:
         transcript = Transcript.from_events(agent.stream(message, **options))
-        payload = {
+        payload: dict[str, Any] = {
             "gpt": agent.id,
             "text": transcript.text,
             "finish_reason": transcript.finish_reason,
@@ -174,7 +174,7 @@ def _record(turn: list[BaseMessage], transcript: Transcript, answer: AIMessage |
     pending: set[str] = set()
     for message in turn:
         if isinstance(message, AIMessage):
-            pending |= {call["id"] for call in message.tool_calls}
+            pending |= {call["id"] for call in message.tool_calls if call["id"]}
         elif isinstance(message, ToolMessage):
             pending.discard(message.tool_call_id)
     results = [

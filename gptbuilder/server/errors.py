@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,7 +99,7 @@ def as_api_error(exc: Exception) -> APIError:
 
 
 async def guarded_stream(
-    events: AsyncIterator[ServerSentEvent], on_error: Callable[[APIError], AsyncIterator[ServerSentEvent]]
+    events: AsyncGenerator[ServerSentEvent, None], on_error: Callable[[APIError], AsyncIterator[ServerSentEvent]]
 ) -> AsyncIterator[ServerSentEvent]:
     """A server-sent event stream whose failure ends it with ``on_error``'s events, never a traceback."""
     try:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -92,8 +92,10 @@ class _Reply:
         self.transcript = Transcript()
 
     @property
-    def done(self) -> Done | None:
-        """The answer's end, once it arrived."""
+    def done(self) -> Done:
+        """The answer's end (a stream that stopped without one is a 500: the agent always ends with Done)."""
+        if self.transcript.done is None:  # pragma: no cover
+            raise APIError(500, "the answer ended without finishing")
         return self.transcript.done
 
     def add(self, event: Event) -> dict[str, Any]:
@@ -200,7 +202,7 @@ class _Run:
     st: ServerState
     caller: Caller
     agent: Agent
-    events: AsyncIterator[Event]
+    events: AsyncGenerator[Event, None]
     reply: _Reply
     ids: dict[str, Any]
     include_usage: bool
@@ -212,7 +214,7 @@ class _Run:
         await _finished(self.st, self.caller, self.agent, self.reply.done, self.route, self.started)
 
 
-async def _chat_chunks(run: _Run) -> AsyncIterator[dict[str, Any]]:
+async def _chat_chunks(run: _Run) -> AsyncGenerator[dict[str, Any], None]:
     st, events, reply, ids, started = run.st, run.events, run.reply, run.ids, run.started
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -264,7 +266,7 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
 
 
-async def _completion_chunks(run: _Run, prefix: str) -> AsyncIterator[dict[str, Any]]:
+async def _completion_chunks(run: _Run, prefix: str) -> AsyncGenerator[dict[str, Any], None]:
     ids, reply = run.ids, run.reply
 
     def chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -321,7 +323,7 @@ async def usage(
     return {"object": "list", "key_id": caller.key_id, "data": data, "total": total}
 
 
-async def _collect(request: Request, events: AsyncIterator[Event], reply: _Reply) -> None:
+async def _collect(request: Request, events: AsyncGenerator[Event, None], reply: _Reply) -> None:
     """Gather a whole answer, stopping the generation if the client goes away first."""
 
     async def consume() -> None:
@@ -344,9 +346,7 @@ async def _collect(request: Request, events: AsyncIterator[Event], reply: _Reply
             raise APIError(499, "the client closed the connection", code="client_closed")
 
 
-async def _finished(st: ServerState, caller: Caller, agent: Agent, done: Done | None, route: str, started: float) -> None:
-    if done is None:  # pragma: no cover - the agent always ends with Done
-        raise APIError(500, "the answer ended without finishing")
+async def _finished(st: ServerState, caller: Caller, agent: Agent, done: Done, route: str, started: float) -> None:
     st.metrics.latency.labels(route).observe(time.perf_counter() - started)
     st.account(caller.key_id, agent, done)
 
@@ -355,10 +355,10 @@ def _ids(prefix: str, agent: Agent) -> dict[str, Any]:
     return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": agent.id, "system_fingerprint": None}
 
 
-def _sse(chunks: AsyncIterator[dict[str, Any]], st: ServerState) -> EventSourceResponse:
+def _sse(chunks: AsyncGenerator[dict[str, Any], None], st: ServerState) -> EventSourceResponse:
     """Chunks as `data:` events, then `[DONE]`; an error mid-stream becomes a `data: {"error": …}` event."""
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncGenerator[ServerSentEvent, None]:
         try:
             async for chunk in chunks:
                 yield ServerSentEvent(json.dumps(chunk, ensure_ascii=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,7 @@ class ServerState:
             )
         return max_tokens
 
-    async def generate(self, agent: Agent, messages: Any, options: dict[str, Any]) -> AsyncIterator[Event]:
+    async def generate(self, agent: Agent, messages: Any, options: dict[str, Any]) -> AsyncGenerator[Event, None]:
         """Admit a generation (503 when the queue is full) and return its events.
 
         The first event is awaited here, so bad input and model failures before any output raise now
@@ -95,7 +95,7 @@ class ServerState:
             raise
         return self._chain(first, events)
 
-    async def _chain(self, first: Event, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def _chain(self, first: Event, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
         try:
             yield first
             async for event in events:

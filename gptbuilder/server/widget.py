@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +217,7 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
     events = await st.generate(agent, messages, {})
     transcript = Transcript()
 
-    async def answer() -> AsyncIterator[ServerSentEvent]:
+    async def answer() -> AsyncGenerator[ServerSentEvent, None]:
         try:
             async for event in events:
                 transcript.add(event)
