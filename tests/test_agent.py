@@ -224,6 +224,7 @@ def test_nothing_found_can_answer_anyway_when_configured(knowledge_agent):
     assert "No passage of your knowledge files matches" in agent.system_prompt(retrieval)
 
 
+@pytest.mark.slow
 def test_the_real_embedded_model_answers_from_knowledge_with_real_embeddings(write_spec, gpts_dir, tmp_path):
     from gptbuilder.events import Citation
 

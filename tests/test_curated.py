@@ -114,6 +114,7 @@ def test_duplicate_questions_are_a_validation_error(write_spec):
     assert "duplicate question" in problem.message and "RETURN window" in problem.message
 
 
+@pytest.mark.slow
 def test_paraphrases_match_with_the_real_embedder_and_model(write_spec):
     """End to end on the default embedder (all-MiniLM) and the embedded model."""
     text = SPEC.replace('model: {provider: fake, options: {replies: ["from the model"]}}', "model: {max_tokens: 8}")

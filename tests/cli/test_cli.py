@@ -198,6 +198,7 @@ def test_interactive_chat_keeps_history_and_survives_errors(write_spec):
     assert "error: the message is empty" in result.stderr
 
 
+@pytest.mark.slow
 def test_real_embedded_model_answers_from_the_cli(write_spec):
     write_spec("real", REAL)
     result = invoke("chat", "real", "-m", "What is the capital of France?", "--json")
@@ -207,6 +208,7 @@ def test_real_embedded_model_answers_from_the_cli(write_spec):
     assert payload["usage"]["completion_tokens"] > 0 and payload["finish_reason"] == "stop"
 
 
+@pytest.mark.slow
 def test_console_script_chats_with_the_real_model_in_a_fresh_process(write_spec, gpts_dir):
     write_spec("real", REAL)
     exe = Path(sys.executable).with_name("gptbuilder")

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
@@ -94,6 +95,7 @@ def test_model_override_from_the_command_line(write_spec):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_every_shipped_gpt_passes_its_tests_on_the_embedded_model(tmp_path):
     """The CI proof: the five scenario GPTs, their real knowledge, the real embedder and SmolLM2-135M."""
     data = tmp_path / "data"

@@ -275,6 +275,8 @@ def _order_tools():
     return [get_order, multiply]
 
 
+@pytest.mark.slow
+@pytest.mark.needs_module("xgrammar", extra="gpu")
 def test_tool_calls_are_decoded_under_a_grammar(model):
     """xgrammar holds the reply to the tool's argument schema: a routed call comes back as a valid tool call."""
     bound = model.bind_tools(_order_tools())
@@ -283,6 +285,8 @@ def test_tool_calls_are_decoded_under_a_grammar(model):
     assert reply.response_metadata["finish_reason"] == "tool_calls"
 
 
+@pytest.mark.slow
+@pytest.mark.needs_module("xgrammar", extra="gpu")
 def test_the_model_deciding_alone_still_replies_in_the_schema(model):
     """With routing off, the whole reply (answer or call) is constrained: it always parses."""
     import json
@@ -304,6 +308,7 @@ def test_the_model_deciding_alone_still_replies_in_the_schema(model):
     assert json.dumps(schema, sort_keys=True) in model.runtime.grammars, "compiled once, then cached"
 
 
+@pytest.mark.slow
 def test_small_talk_is_answered_as_plain_streamed_text(model):
     bound = model.bind_tools(_order_tools())
     chunks = [c.text for c in bound.stream("Hello! How are you?", max_tokens=20)]

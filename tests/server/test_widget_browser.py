@@ -15,6 +15,7 @@ from gptbuilder.server import ServerConfig
 
 from .conftest import SlowFake, slow_factory
 
+pytestmark = pytest.mark.browser  # needs Chromium: skipped with the install hint without one, mandatory in .ci/run
 ANSWER = "Shoes can be returned within 30 days of delivery [1]. <img src=x onerror=window.pwned=1>"
 CHROMIUM_ARGS = [
     "--headless",
@@ -53,11 +54,11 @@ def static_site(tmp_path: Path) -> Iterator[callable]:
 
 
 @pytest.fixture
-def browser():
+def browser(chromium_path: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

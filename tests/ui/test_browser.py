@@ -10,7 +10,7 @@ from sqlalchemy import select
 from gptbuilder.db import Database
 from gptbuilder.history import FeedbackRow
 
-CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.browser  # needs Chromium: skipped with the install hint without one, mandatory in .ci/run
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync"]
 RETURNS = "# Returns\n\nShoes can be returned within 30 days of delivery for a full refund.\n"
@@ -27,13 +27,11 @@ WATCH = """() => {
 
 
 @pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+def browser(chromium_path: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = p.chromium.launch(executable_path=chromium_path, args=ARGS)
         yield chromium
         chromium.close()
 
@@ -105,6 +103,7 @@ def test_browser_starter_feedback_at_phone_width_in_dark_mode(browser, write_spe
     page.screenshot(path=str(tmp_path / "store-phone.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_browser_real_model_and_embeddings_answer_with_sources(browser, write_spec, gpts_dir, launch, tmp_path):
     _knowledge(gpts_dir)
     write_spec("shoes", "name: Shoe Returns\ndescription: Returns policy.\ninstructions: Answer from the sources in one sentence.\n"
@@ -120,6 +119,7 @@ def test_browser_real_model_and_embeddings_answer_with_sources(browser, write_sp
 SHIPPED = Path(__file__).resolve().parents[2] / "gpts"
 
 
+@pytest.mark.slow
 def test_browser_every_shipped_gpt_answers_its_first_starter(browser, launch, tmp_path):
     """The store as a newcomer sees it: each shipped GPT, its first starter clicked, answered on the real model."""
     from gptbuilder.store import Store

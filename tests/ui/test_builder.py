@@ -121,6 +121,7 @@ def test_fork_copies_a_gpt_as_a_new_spec(client, gpts_dir):
     assert {c["id"] for c in client.predict("", "all", api_name="/gpts")} == {"poet", "poet-copy"}
 
 
+@pytest.mark.slow
 def test_the_preview_runs_the_draft_on_the_real_embedded_model(client):
     draft = form(gpt_id="draft", instructions="You are a helpful assistant. Answer in one short sentence.",
                  provider="local", temperature=0, max_tokens=30)
