@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,7 +23,7 @@ def import_file(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="OpenAI GPT/Assistant JSON export or Dify DSL YAML")],
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Spec file to write [default: GPTS/<id-from-name>.yaml]")
+        Path | None, typer.Option("--out", "-o", help="Spec file to write [default: GPTS/<id-from-name>.yaml]")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Write even when parts cannot be mapped, and overwrite existing files")
@@ -70,4 +71,11 @@ def _print(result: ImportResult, written: list[Path]) -> None:
     for path in written:
         typer.echo(f"wrote {path}")
     if written:
-        typer.echo(f"next: gptbuilder validate {written[0]} && gptbuilder chat {written[0].stem}")
+        typer.echo("next: " + next_command(written[0]))
+
+
+def next_command(spec: Path) -> str:
+    """The commands that validate and chat with a written spec, runnable from the current directory."""
+    same = spec.parent.resolve() == Settings.from_env().gpts_dir.resolve()  # the folder a plain command sees
+    where = "" if same else f"--gpts {shlex.quote(str(spec.parent))} "
+    return f"gptbuilder validate {shlex.quote(str(spec))} && gptbuilder {where}chat {spec.stem}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,6 @@ from ..errors import InputError
 from ..knowledge.index import IndexReport, KnowledgeIndex
 from ..settings import Settings
 from ..store import Store
-
 
 
 def register(app: typer.Typer) -> None:
@@ -43,11 +42,11 @@ def index(
 def search(
     ctx: typer.Context,
     gpt_id: Annotated[str, typer.Argument(metavar="ID", help="GPT id")],
-    query: Annotated[Optional[str], typer.Argument(help="What to look for")] = None,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, max=100, help="How many chunks [default: the spec's top_k]")] = None,
-    mode: Annotated[Optional[str], typer.Option("--search", help="dense, bm25 or hybrid [default: the spec's]")] = None,
+    query: Annotated[str | None, typer.Argument(help="What to look for")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=100, help="How many chunks [default: the spec's top_k]")] = None,
+    mode: Annotated[str | None, typer.Option("--search", help="dense, bm25 or hybrid [default: the spec's]")] = None,
     queries: Annotated[
-        Optional[Path], typer.Option("--queries", help="File with one query per line; prints one JSON object per line")
+        Path | None, typer.Option("--queries", help="File with one query per line; prints one JSON object per line")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
@@ -68,6 +67,7 @@ def search(
             hits = knowledge.search(line, k=k, mode=mode)
             typer.echo(json.dumps({"query": line, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
+    assert query is not None  # exactly one of QUERY and --queries, checked above
     hits = knowledge.search(query, k=k, mode=mode)
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..catalog import load_catalog
 from ..settings import Settings
 from ..store import Store
-from ..testing import TestReport, parse_model_override, run_tests, write_report
+from ..testing import TestProgress, TestReport, parse_model_override, run_tests, write_report
+from .progress import StderrProgress, Update, progress_of
 
 
 def register(app: typer.Typer) -> None:
@@ -21,10 +22,10 @@ def register(app: typer.Typer) -> None:
 
 def test(
     ctx: typer.Context,
-    ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID]...", help="GPT ids [default: every GPT]")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="GPT ids [default: every GPT]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table")] = False,
     model_override: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--model-override",
             help="Run on another model: provider:name (openai:gpt-4o-mini) or key=value of model: "
@@ -32,14 +33,16 @@ def test(
         ),
     ] = None,
     report: Annotated[
-        Optional[Path], typer.Option("--report", help="Where to write the JSON report [default: DATA/tests/report.json]")
+        Path | None, typer.Option("--report", help="Where to write the JSON report [default: DATA/tests/report.json]")
     ] = None,
 ) -> None:
     """Run GPTs' test cases (greedy, seeded) and store the results per spec version."""
     settings: Settings = ctx.obj
     override = parse_model_override(model_override or [])
     store = Store(settings.gpts_dir, data_dir=settings.data_dir, catalog=load_catalog(settings.catalog_path))
-    result = run_tests(store, ids or [], data_dir=settings.data_dir, model_override=override)
+    result = run_tests(
+        store, ids or [], data_dir=settings.data_dir, model_override=override, progress=_case_bars(progress_of(ctx))
+    )
     path = write_report(result, report or settings.data_dir / "tests" / "report.json")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -48,6 +51,22 @@ def test(
         typer.echo(_summary(result) + f" — report: {path}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _case_bars(display: StderrProgress) -> TestProgress:
+    """One bar per GPT, moved as its cases finish (a GPT that fails to load leaves its bar to the next one)."""
+    current: dict[str, tuple[Update, int]] = {}
+
+    def progress(gpt_id: str, done: int, total: int) -> None:
+        for other, (update, other_total) in list(current.items()):
+            if other != gpt_id:
+                update(other_total, other_total)
+                del current[other]
+        if gpt_id not in current:
+            current[gpt_id] = (display.bar(f"testing {gpt_id} (cases)", total), total)
+        current[gpt_id][0](done, total)
+
+    return progress
 
 
 def _print_table(report: TestReport) -> None:

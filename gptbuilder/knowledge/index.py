@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,23 @@ EMBED_BATCH = 256  # chunks embedded per call: big batches keep the encoder busy
 _ADD_BATCH = 1000
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+
+
+IndexProgress = Callable[[int, int], None]
+"""Told how an index run goes: ``progress(files embedded, files to embed)``, from (0, n) to (n, n)."""
+# Indexing often starts deep inside a chat turn (the first question after a file changed); an ambient
+# reporter lets the CLI show it without threading a callback through the agent and every stage.
+_reporter: ContextVar[Callable[[str], IndexProgress] | None] = ContextVar("gptbuilder_index_reporter", default=None)
+
+
+@contextmanager
+def reporting_progress(reporter: Callable[[str], IndexProgress]) -> Iterator[None]:
+    """Within the block, index runs with work to do and no `progress` of their own report to ``reporter(gpt_id)``."""
+    token = _reporter.set(reporter)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
 
 
 class KnowledgeError(GPTBuilderError):
@@ -215,8 +235,11 @@ class KnowledgeIndex:
 
     # ----- update ------------------------------------------------------------------------------
 
-    def update(self, *, rebuild: bool = False) -> IndexReport:
-        """Bring the index in line with the files: embed only added or changed files, drop removed ones."""
+    def update(self, *, rebuild: bool = False, progress: IndexProgress | None = None) -> IndexReport:
+        """Bring the index in line with the files: embed only added or changed files, drop removed ones.
+
+        ``progress`` hears how many of the files to embed are done (default: the ambient reporter, if any).
+        """
         start = time.perf_counter()
         with self._lock:
             report = IndexReport()
@@ -251,11 +274,14 @@ class KnowledgeIndex:
             for relative, path in files.items():
                 st = path.stat()
                 entry = known.get(relative)
-                if entry and entry.get("state") in ("done", "skipped") and (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+                stat = (st.st_size, st.st_mtime_ns)
+                if entry and entry.get("state") in ("done", "skipped") and (entry["size"], entry["mtime_ns"]) == stat:
                     (report.unchanged if entry["state"] == "done" else report.skipped).append(relative)
                     continue
                 if st.st_size > MAX_FILE_BYTES:
-                    report.warnings.append(f"{relative}: is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit; split it into smaller files")
+                    report.warnings.append(
+                        f"{relative}: is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit; split it into smaller files"
+                    )
                     report.skipped.append(relative)
                     collection.delete(where={"source": relative})
                     known[relative] = {"state": "skipped", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -268,7 +294,9 @@ class KnowledgeIndex:
                     continue
                 (report.updated if entry else report.added).append(relative)
                 todo.append((relative, path, digest))
-            self._index_files(collection, target, todo, report, persist=not report.rebuilt)
+            if todo and progress is None and (reporter := _reporter.get()) is not None:
+                progress = reporter(self.gpt_id)
+            self._index_files(collection, target, todo, report, persist=not report.rebuilt, progress=progress)
             if report.rebuilt:
                 self._write_manifest(target)  # the switch: from here on the new collection is the index
                 if old_collection and old_collection != target["collection"]:
@@ -284,13 +312,23 @@ class KnowledgeIndex:
         return report
 
     def _index_files(
-        self, collection: Any, manifest: dict[str, Any], todo: Sequence[tuple[str, Path, str]], report: IndexReport, *, persist: bool
+        self,
+        collection: Any,
+        manifest: dict[str, Any],
+        todo: Sequence[tuple[str, Path, str]],
+        report: IndexReport,
+        *,
+        persist: bool,
+        progress: IndexProgress | None = None,
     ) -> None:
         """Chunk, embed and store files in batches; each batch is marked pending in the manifest first."""
         known = manifest["files"]
         batch: list[tuple[str, Path, str, list[Chunk]]] = []
         size = 0
-        for relative, path, digest in todo:
+        total = len(todo)
+        if progress is not None and total:
+            progress(0, total)
+        for number, (relative, path, digest) in enumerate(todo):
             try:
                 sections = load_file(path)
             except KnowledgeFileError as exc:
@@ -316,14 +354,24 @@ class KnowledgeIndex:
             if size >= EMBED_BATCH:
                 self._flush(collection, manifest, batch, report, persist=persist)
                 batch, size = [], 0
+                if progress is not None:
+                    progress(number + 1, total)
         if batch:
             self._flush(collection, manifest, batch, report, persist=persist)
+        if progress is not None and total:
+            progress(total, total)
 
     def _flush(
-        self, collection: Any, manifest: dict[str, Any], batch: list[tuple[str, Path, str, list[Chunk]]], report: IndexReport, *, persist: bool
+        self,
+        collection: Any,
+        manifest: dict[str, Any],
+        batch: list[tuple[str, Path, str, list[Chunk]]],
+        report: IndexReport,
+        *,
+        persist: bool,
     ) -> None:
         known = manifest["files"]
-        for relative, path, _, _ in batch:
+        for relative, _, _, _ in batch:
             known[relative] = {"state": "pending"}
         if persist:
             self._write_manifest(manifest)  # a crash from here re-indexes these files on the next run
@@ -483,7 +531,5 @@ def _locator(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop(client: Any, name: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # already gone: nothing to clean up
         client.delete_collection(name)
-    except Exception:  # already gone: nothing to clean up
-        pass

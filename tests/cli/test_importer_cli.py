@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
@@ -35,7 +37,34 @@ def test_unmappable_parts_are_listed_and_nothing_is_written_without_force(gpts_d
     assert not out.exists()
     forced = runner.invoke(app, ["import", str(FIXTURES / "openai_gpt_lossy.json"), "-o", str(out), "--force"])
     assert forced.exit_code == 0 and out.exists()
-    assert "next: gptbuilder validate" in forced.output and "gptbuilder chat poster" in forced.output
+    assert "next: gptbuilder validate" in forced.output and f"gptbuilder --gpts {out.parent} chat poster" in forced.output
+
+
+def _run_next(output: str) -> list[str]:
+    """Run the printed `next:` commands (chat swapped for show, which needs no model); their outputs."""
+    line = next(line for line in output.splitlines() if line.startswith("next: "))
+    outputs = []
+    for command in line.removeprefix("next: ").split(" && "):
+        words = shlex.split(command)
+        assert words[0] == "gptbuilder"
+        words = ["show" if word == "chat" else word for word in words[1:]]
+        result = runner.invoke(app, words)
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(result.output)
+    return outputs
+
+
+@pytest.mark.parametrize("out", [None, "elsewhere/bot.yaml", "../outside/bot.yaml"])
+def test_next_command_works_from_the_current_directory(tmp_path, monkeypatch, out):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    extra = ["-o", out] if out else []
+    result = runner.invoke(app, ["import", str(FIXTURES / "dify_chatbot.yml"), *extra])
+    assert result.exit_code == 0, result.output
+    validated, shown = _run_next(result.output)
+    assert "1 valid, 0 invalid" in validated
+    assert "Acme Policy Bot  (" + (Path(out).stem if out else "acme-policy-bot") + ")" in shown.splitlines()[0]
 
 
 def test_json_report(gpts_dir):

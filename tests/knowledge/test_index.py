@@ -753,3 +753,37 @@ def test_a_chroma_server_from_the_environment_holds_the_vectors(
     again = reopen(index, data).update()  # a second client: the state lives on the server
     assert again.embedded == 0 and sorted(again.unchanged) == sorted(QUERIES)
     assert not (data / "chroma").exists()
+
+
+# ----- progress ------------------------------------------------------------------------------------
+
+
+def test_progress_hears_files_embedded_in_batches_and_nothing_when_there_is_no_work(
+    write_spec, gpts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "EMBED_BATCH", 6)  # two files of three chunks per batch
+    write_numbered(gpts_dir / "notes", 5, "topic")
+    index = open_index(write_spec, "notes", tmp_path / "data")
+    calls: list[tuple[int, int]] = []
+    report = index.update(progress=lambda done, total: calls.append((done, total)))
+    assert report.embedded == 15
+    assert calls == [(0, 5), (2, 5), (4, 5), (5, 5)]
+    calls.clear()
+    index.update(progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # nothing to embed: not even a (0, 0)
+
+
+def test_runs_deep_inside_other_code_report_to_the_ambient_reporter(write_spec, gpts_dir: Path, tmp_path: Path) -> None:
+    write_numbered(gpts_dir / "notes", 2, "topic")
+    index = open_index(write_spec, "notes", tmp_path / "data")
+    heard: list[tuple[str, int, int]] = []
+
+    def reporter(gpt_id: str) -> Callable[[int, int], None]:
+        return lambda done, total: heard.append((gpt_id, done, total))
+
+    with index_module.reporting_progress(reporter):
+        index.update()
+    assert heard == [("notes", 0, 2), ("notes", 2, 2)]
+    write_numbered(gpts_dir / "more", 1, "other")
+    index.update(rebuild=True)  # outside the block: nobody hears it
+    assert heard == [("notes", 0, 2), ("notes", 2, 2)]
