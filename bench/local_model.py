@@ -11,6 +11,7 @@ alternate between the two to spread machine noise evenly. Targets (issue #2): ou
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -101,11 +102,15 @@ def main() -> int:
         loads["raw"].append(seconds)
         agent, seconds = ours_load(spec_path)
         loads["ours"].append(seconds)
-        for name, run in (("raw", lambda: raw_generate(llm, args.max_tokens)), ("ours", lambda: ours_generate(agent, args.max_tokens))):
+        runs = (
+            ("raw", functools.partial(raw_generate, llm, args.max_tokens)),
+            ("ours", functools.partial(ours_generate, agent, args.max_tokens)),
+        )
+        for name, run in runs:
             first, rate, tokens = run()
             ttft[name].append(first)
             speed[name].append(rate)
-        del llm, agent
+        del llm, agent, runs  # free this round's models before the next round loads them again
 
     med = {k: {"load": statistics.median(loads[k]), "ttft": statistics.median(ttft[k]), "tps": statistics.median(speed[k])} for k in loads}
     print(f"model: {path.name}  threads: {threads}  rounds: {args.rounds}  max_tokens: {args.max_tokens}  tokens/answer: {tokens}")

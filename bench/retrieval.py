@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
 from pydoc_data.topics import topics
 
 from gptbuilder.knowledge.chunking import split_sections

@@ -1,6 +1,7 @@
 """`gptbuilder serve` throughput and concurrency, against baselines measured in the same run.
 
-    python bench/serve.py [--requests 600] [--concurrency 8] [--streams 16] [--max-tokens 48] [--rounds 2] [--only PART] [--strict]
+    python bench/serve.py [--requests 600] [--concurrency 8] [--streams 16] [--max-tokens 48] [--rounds 2]
+                          [--only PART] [--strict]
 
 1. Overhead: requests/s and p50/p99 latency of POST /v1/chat/completions on a fake-model GPT (auth,
    rate limits, queue, usage row in SQLite, metrics — everything a real request pays) against a bare
@@ -8,8 +9,9 @@
    ``--concurrency`` requests in flight; rounds alternate the two. Target: >= 0.5x the bare endpoint's requests/s.
 2. Concurrency on the embedded model (SmolLM2-135M, llama.cpp): each of ``--streams`` prompts is first
    streamed alone, one after another (single-stream tokens/s and the reference answers, temperature 0),
-   then all at once; ``--rounds`` alternate the two, keeping each side's best. Targets: all complete; every concurrent answer equals its solo answer (no token of
-   one stream lands in another); aggregate tokens/s >= 0.9x a single stream.
+   then all at once; ``--rounds`` alternate the two, keeping each side's best. Targets: all complete; every
+   concurrent answer equals its solo answer (no token of one stream lands in another); aggregate tokens/s
+   >= 0.9x a single stream.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def overhead(args: argparse.Namespace, folder: Path) -> float:
     bare, bare_url = _start(_serve_bare, json.dumps(sample))
     results = {}
     try:
-        for name, target in (("bare", bare_url), ("gptbuilder", url)):
+        for target in (bare_url, url):
             asyncio.run(_load(target, body, max(50, args.requests // 10), args.concurrency))  # warm-up
         for _ in range(args.rounds):  # alternate the two sides, keep each one's best round
             for name, target in (("bare", bare_url), ("gptbuilder", url)):
