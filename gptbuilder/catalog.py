@@ -28,7 +28,7 @@ class Catalog(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    categories: list[Shelf] = Field(default_factory=lambda: [Shelf(id=c, title=c) for c in CATEGORIES])
+    categories: list[Shelf] = Field(default_factory=lambda: [Shelf.model_validate({"id": c, "title": c}) for c in CATEGORIES])
     featured: list[str] = Field(default_factory=list, description="GPT ids shown first, in this order")
 
     def order(self, gpts: Sequence[LoadedSpec]) -> list[LoadedSpec]:

@@ -209,7 +209,9 @@ class History:
             message = s.get(MessageRow, message_id)
             if message is None or message.role != "assistant":
                 raise InputError(f"no assistant message {message_id}")
-            gpt_id = s.get(ConversationRow, message.conversation_id).gpt_id
+            conversation = s.get(ConversationRow, message.conversation_id)
+            assert conversation is not None  # a message's conversation exists: foreign key, deleted together
+            gpt_id = conversation.gpt_id
             row = s.scalars(select(FeedbackRow).where(FeedbackRow.message_id == message_id)).first()
             if row is None:
                 s.add(FeedbackRow(message_id=message_id, gpt_id=gpt_id, value=value, comment=comment))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from .errors import InputError, SpecError
 from .spec import ID_PATTERN, GPTSpec
@@ -369,7 +370,7 @@ def _dify_tools(agent_mode: dict[str, Any], spec: dict[str, Any], result: Import
     for index, tool in enumerate(agent_mode.get("tools") or []):
         if not isinstance(tool, dict) or tool.get("enabled") is False:
             continue
-        key = (str(tool.get("provider_id", "")).split("/")[-1], tool.get("tool_name"))
+        key = (str(tool.get("provider_id", "")).split("/")[-1], str(tool.get("tool_name", "")))
         builtin = DIFY_TOOLS.get(key)
         if builtin:
             tools.append(builtin)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import itertools
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,7 +13,7 @@ from ..errors import GPTBuilderError
 from .loaders import Section
 
 Splitter = Literal["auto", "markdown", "recursive"]
-SPLITTERS: tuple[str, ...] = Splitter.__args__
+SPLITTERS: tuple[str, ...] = typing.get_args(Splitter)
 INSTALL_HINT = "pip install langchain-text-splitters"
 
 
@@ -106,7 +108,7 @@ def _merge_structure(sections: Sequence[Section]) -> list[_Unit]:
 def _join(run: list[Section]) -> _Unit:
     contiguous = all(
         a.start is not None and b.start is not None and a.start + len(a.text) == b.start
-        for a, b in zip(run, run[1:])
+        for a, b in itertools.pairwise(run)
     )
     # Contiguous sections rebuild the file's text exactly, so spans stay exact; others get a blank line.
     separator = "" if contiguous else "\n\n"
@@ -122,7 +124,7 @@ class _Splitters:
     """The two langchain splitters for one size and overlap, built on first use."""
 
     def __init__(self, chunk_size: int, chunk_overlap: int):
-        self.options = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap, "add_start_index": True}
+        self.options: dict[str, Any] = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap, "add_start_index": True}
         self.built: dict[bool, Any] = {}
 
     def get(self, markdown: bool) -> Any:

@@ -9,7 +9,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ..errors import ModelError
 
@@ -39,7 +39,7 @@ def packaged_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded once per process and shared, encoding under a lock."""
 
-    _models: dict[str, Any] = {}
+    _models: ClassVar[dict[str, Any]] = {}
     _load_lock = threading.Lock()
 
     def __init__(self, name: str, *, base_dir: Path | None = None, batch_size: int = 64):

@@ -212,10 +212,11 @@ class _Outline:
 # --- html -----------------------------------------------------------------------------------------
 
 _HTML_DROP = frozenset({"script", "style", "noscript", "template", "iframe", "svg", "head"})
-_HTML_BLOCKS = frozenset(
+_HTML_BLOCK_TAGS = (
     "address article aside blockquote body br caption dd details dialog div dl dt fieldset figcaption figure "
-    "footer form header hr html li main nav ol p pre section summary table tbody tfoot thead tr ul".split()
+    "footer form header hr html li main nav ol p pre section summary table tbody tfoot thead tr ul"
 )
+_HTML_BLOCKS = frozenset(_HTML_BLOCK_TAGS.split())
 _HTML_HEADING = re.compile(r"^h([1-6])$")
 
 
