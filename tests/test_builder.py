@@ -101,7 +101,7 @@ def test_uploads_get_a_safe_generated_name_under_the_gpt_folder(gpts_dir, tmp_pa
 def test_uploads_named_like_paths_are_refused(gpts_dir, tmp_path, name):
     src = tmp_path / "upload.bin"
     src.write_text("text")
-    with pytest.raises(InputError, match="may not contain a path|unsupported"):
+    with pytest.raises(InputError, match=r"may not contain a path|unsupported"):
         builder.store_upload("acme", src, name, gpts_dir)
     assert not (gpts_dir / "knowledge").exists()
 
@@ -109,7 +109,7 @@ def test_uploads_named_like_paths_are_refused(gpts_dir, tmp_path, name):
 def test_uploads_of_unknown_type_or_too_big_are_refused(gpts_dir, tmp_path):
     src = tmp_path / "upload.bin"
     src.write_bytes(b"MZ\x00binary")
-    with pytest.raises(InputError, match="unsupported file type '.exe'"):
+    with pytest.raises(InputError, match=r"unsupported file type '\.exe'"):
         builder.store_upload("acme", src, "tool.exe", gpts_dir)
     with pytest.raises(InputError, match="no suffix"):
         builder.store_upload("acme", src, "README", gpts_dir)

@@ -11,7 +11,11 @@ from gptbuilder.cli.serve import is_loopback
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False), ("example.com", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False),
+     ("example.com", False)],
+)
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -26,7 +30,9 @@ def test_refuses_a_public_host_without_keys(monkeypatch):
     assert calls == []
 
 
-@pytest.mark.parametrize(("args", "env"), [(["--host", "0.0.0.0", "--insecure"], {}), (["--host", "0.0.0.0"], {"GPTBUILDER_API_KEYS": "sk-1"}), ([], {})])
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--host", "0.0.0.0", "--insecure"], {}), (["--host", "0.0.0.0"], {"GPTBUILDER_API_KEYS": "sk-1"}), ([], {})]
+)
 def test_starts_uvicorn_with_the_app_factory(monkeypatch, tmp_path, args, env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -111,12 +112,12 @@ def test_overlap_repeats_the_end_of_each_chunk_at_the_start_of_the_next() -> Non
     section = Section(WORDS, start=0)
     chunks = split_sections([section], chunk_size=120, chunk_overlap=40, splitter="recursive")
     assert len(chunks) > 5
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in itertools.pairwise(chunks):
         assert after.start < before.end  # the spans overlap
         shared = WORDS[after.start : before.end]
         assert len(shared) >= 20 and before.text.endswith(shared) and after.text.startswith(shared)
     no_overlap = split_sections([section], chunk_size=120, chunk_overlap=0, splitter="recursive")
-    assert all(after.start >= before.end for before, after in zip(no_overlap, no_overlap[1:]))
+    assert all(after.start >= before.end for before, after in itertools.pairwise(no_overlap))
 
 
 def test_no_blank_chunks_and_index_runs_across_the_file() -> None:

@@ -149,7 +149,7 @@ def test_docx_groups_paragraphs_by_heading_and_keeps_tables(tmp_path: Path) -> N
 @pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b"plain words in a .docx file"])
 def test_corrupt_docx_is_refused(tmp_path: Path, content: bytes) -> None:
     path = write(tmp_path, "broken.docx", content)
-    with pytest.raises(KnowledgeFileError, match="cannot be read as a Word .docx file") as caught:
+    with pytest.raises(KnowledgeFileError, match=r"cannot be read as a Word \.docx file") as caught:
         load_file(path)
     assert str(path) in str(caught.value) and "save as .docx" in str(caught.value)
 
@@ -160,7 +160,7 @@ def test_docx_zip_without_a_document_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "empty.docx"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("hello.txt", "not a word document")
-    with pytest.raises(KnowledgeFileError, match="cannot be read as a Word .docx file"):
+    with pytest.raises(KnowledgeFileError, match=r"cannot be read as a Word \.docx file"):
         load_file(path)
 
 
@@ -314,7 +314,7 @@ def test_max_bytes_is_a_parameter(tmp_path: Path) -> None:
 
 def test_unsupported_suffix_lists_supported_types(tmp_path: Path) -> None:
     path = write(tmp_path, "slides.pptx", b"PK")
-    with pytest.raises(KnowledgeFileError, match="unsupported file type '.pptx'") as caught:
+    with pytest.raises(KnowledgeFileError, match=r"unsupported file type '\.pptx'") as caught:
         load_file(path)
     assert all(suffix in str(caught.value) for suffix in SUPPORTED_SUFFIXES)
 
