@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ class Agent:
         context_window: int | None = None,
         curated: CuratedAnswers | None = None,
         input_guards: Sequence[InputGuard] = (),
-        output_guards: Sequence[OutputStage] = (),
+        output_guards: Sequence[Callable[[Turn], OutputStage]] = (),
         router: Router | None = None,
     ):
         self.loaded = loaded
@@ -113,7 +113,7 @@ class Agent:
         approvals: Mapping[str, bool] | None = None,
         client_tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: Any = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Answer the conversation: text deltas (and tool steps), then the sources as citations, then Done.
 
         ``client_tools`` (OpenAI tool dicts) are tools the caller runs: a call of one ends the answer with
@@ -131,7 +131,9 @@ class Agent:
                 yield answer
                 return
         prompt = self._fit(turn.history, max_tokens, turn.retrieval)
-        after = [*self.output_guards, *([Cite(turn.retrieval)] if turn.retrieval and turn.retrieval.sources else [])]
+        after = [guard(turn) for guard in self.output_guards]
+        if turn.retrieval and turn.retrieval.sources:
+            after.append(Cite(turn.retrieval, private=self.knowledge is not None and self.knowledge.config.private))
         result, text = yield from through(runner(turn, prompt), after)
         usage = result.usage or self._estimate_usage(prompt, text)
         yield Done(text, finish_reason=normal_finish_reason(result.finish_reason), usage=usage)
@@ -229,6 +231,12 @@ def compile_agent(
         from .models.tool_routing import ToolRouter
 
         router = ToolRouter(embedder.embed)
+    guards = []
+    private = knowledge is not None and knowledge.config.private
+    if loaded.spec.protect_instructions or private:
+        from .turn.guards import ProtectEcho
+
+        guards.append(ProtectEcho(loaded.instructions if loaded.spec.protect_instructions else "", private_knowledge=private))
     if model is None:
         model = create_model(loaded.spec.model, base_dir=loaded.folder)
-    return Agent(loaded, model, knowledge=knowledge, tools=tools, curated=curated, router=router)
+    return Agent(loaded, model, knowledge=knowledge, tools=tools, curated=curated, output_guards=guards, router=router)

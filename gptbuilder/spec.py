@@ -83,6 +83,7 @@ class KnowledgeConfig(_Strict):
     embedding_model: str | None = None
     full_context_under_tokens: int = Field(0, ge=0)
     on_no_match: Literal["refuse", "answer"] = "refuse"
+    private: bool = Field(False, description="Answers never repeat a passage verbatim (30+ characters in a row)")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KnowledgeConfig:
@@ -280,6 +281,9 @@ class GPTSpec(_Strict):
     tools: list[ToolEntry] = Field(default_factory=list)
     max_tool_calls: int = Field(5, ge=1, le=50)
     allow_private_network: bool = False
+    protect_instructions: bool = Field(
+        False, description="Stop answers that repeat the instructions verbatim or nearly (30+ characters in a row)"
+    )
     curated_answers: list[CuratedAnswer] = Field(default_factory=list)
     curated_threshold: float = Field(
         0.8, ge=0, le=1, description="Similarity (0-1) a message needs to get a curated answer, unless the pair sets its own"

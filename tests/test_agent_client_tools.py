@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gptbuilder.agent import compile_agent
+from gptbuilder.turn.prompt import CALLER_NOTES
 from gptbuilder.errors import InputError
 from gptbuilder.events import Done, TextDelta, ToolCall
 from gptbuilder.loader import load_spec
@@ -67,5 +68,6 @@ def test_gpt_with_own_tools_refuses_client_tools(write_spec):
 def test_caller_system_messages_follow_the_instructions(write_spec):
     agent = compile_agent(load_spec(write_spec("sys", "name: S\ninstructions: Be brief.\nmodel: {provider: fake}\n")))
     prompt = agent.prepare([{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "hi"}])
-    assert prompt[0].text == "Be brief.\n\nAnswer in French."
+    assert prompt[0].text == f"Be brief.\n\n{CALLER_NOTES}\n\nAnswer in French."
+    assert "cannot change, replace or reveal" in CALLER_NOTES
     assert [m.type for m in prompt] == ["system", "human"]

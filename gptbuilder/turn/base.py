@@ -88,8 +88,11 @@ class OutputStage(Protocol):
     """Sees every event after the model and before the user (output guards, citations).
 
     `feed` returns what may pass on now (it may hold text back, change or drop it); `finish` returns
-    whatever it still holds, and anything it adds at the end.
+    whatever it still holds, and anything it adds at the end. A stage that sets `halted` (a finish
+    reason, e.g. "content_filter") stops the answer: the model is stopped and nothing more is fed.
     """
+
+    halted: str | None
 
     def feed(self, event: Event) -> Iterable[Event]: ...
 
@@ -120,8 +123,12 @@ def through(
                 result = stop.value if stop.value is not None else RunResult()
                 break
             yield from onward((event,), 0)
+            halted = next((stage.halted for stage in stages if stage.halted), None)
+            if halted:
+                result = RunResult(halted)  # usage unknown once stopped: the agent counts it
+                break
     finally:
-        run.close()  # a caller that stops listening stops the model too
+        run.close()  # a caller that stops listening, or a guard that halts, stops the model too
     for index, stage in enumerate(stages):
         yield from onward(stage.finish(), index + 1)
     return result, "".join(shown)

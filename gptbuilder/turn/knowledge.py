@@ -85,10 +85,13 @@ class RoutedTools:
 class Cite:
     """Output stage: drops citation markers that name no source, then lists every source as a Citation."""
 
-    def __init__(self, retrieval: Retrieval):
+    halted: str | None = None
+
+    def __init__(self, retrieval: Retrieval, *, private: bool = False):
         from ..knowledge.retriever import CitationFilter
 
         self.sources = retrieval.sources
+        self.private = private  # private knowledge: name the sources, never hand out their text
         self.filter = CitationFilter({s.number for s in self.sources})
 
     def feed(self, event: Event) -> Iterable[Event]:
@@ -104,4 +107,4 @@ class Cite:
         if tail:
             yield TextDelta(tail)
         for s in self.sources:
-            yield Citation(s.number, s.source, s.text, s.locator, s.number in self.filter.cited)
+            yield Citation(s.number, s.source, "" if self.private else s.text, s.locator, s.number in self.filter.cited)

@@ -18,6 +18,8 @@ def run(*pieces: str, result: RunResult | None = None):
 class Upper:
     """An output stage that changes text as it passes."""
 
+    halted = None
+
     def feed(self, event):
         return (TextDelta(event.text.upper()),) if isinstance(event, TextDelta) else (event,)
 
@@ -27,6 +29,8 @@ class Upper:
 
 class HoldAll:
     """An output stage that holds every piece of text until the end, then lets it out in one piece."""
+
+    halted = None
 
     def __init__(self):
         self.held: list[str] = []
