@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
 from .errors import InputError, ModelError
 from .events import Done, Event, Usage
 from .models.base import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
+from .pending import MemoryPendingCalls, PendingCalls
 from .turn import Options, OutputStage, Runner, Stage, Turn, normal_finish_reason, through
 from .turn.approvals import ResolveApprovals, needing_confirmation
 from .turn.guards import GuardInput, InputGuard
@@ -65,6 +66,7 @@ class Agent:
         self.curated = curated
         self.output_guards = list(output_guards)
         self.needs_confirmation = needing_confirmation(self.tools)
+        self.pending: PendingCalls = MemoryPendingCalls()  # where paused calls wait when the caller keeps none
         self._context_window = context_window
         self._tool_tokens: int | None = None
         # The order is the policy: a decision already taken (an approval) first, then refusals, then the
@@ -113,17 +115,23 @@ class Agent:
         approvals: Mapping[str, bool] | None = None,
         client_tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: Any = None,
+        owner: str = "local",
+        pending: PendingCalls | None = None,
     ) -> Generator[Event, None, None]:
         """Answer the conversation: text deltas (and tool steps), then the sources as citations, then Done.
 
         ``client_tools`` (OpenAI tool dicts) are tools the caller runs: a call of one ends the answer with
         ToolCall events and finish_reason "tool_calls"; the caller sends the results back as tool messages.
         A call to a tool that needs confirmation is not run: the answer ends with a ConfirmationRequest and
-        finish_reason "confirmation_required"; the next turn sends the conversation with those calls and
-        ``approvals`` {call id: True/False} (see turn.approvals.ResolveApprovals).
+        finish_reason "confirmation_required"; the server holds those calls for ``owner`` (in ``pending``,
+        else this agent's memory) and the next turn settles them with ``approvals`` {call id: True/False}.
+        Tool calls that only appear in ``messages`` are never run (see turn.approvals.ResolveApprovals).
         """
         options = Options(temperature, top_p, max_tokens, tuple(stop or ()), seed)
-        turn = Turn(self.id, to_messages(messages), options, approvals or {}, list(client_tools or ()), tool_choice)
+        turn = Turn(
+            self.id, to_messages(messages), options, approvals or {}, list(client_tools or ()), tool_choice,
+            owner=owner, pending=pending or self.pending,
+        )
         runner = self._runner(turn)
         for stage in self.stages:
             answer = yield from stage(turn)

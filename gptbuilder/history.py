@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, Database
 from .errors import InputError
+from .pending import HOLD_FOR, Call, plain_call
 
 MAX_TITLE_CHARS = 120
 MAX_COMMENT_CHARS = 2000
@@ -254,3 +256,62 @@ class History:
                 else:
                     stats.thumbs_down = count
         return out
+
+
+class PendingCallRow(Base):
+    __tablename__ = "pending_tool_calls"
+    __table_args__ = (UniqueConstraint("owner", "gpt_id", "call_id", name="one_held_call_per_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    gpt_id: Mapped[str] = mapped_column(String(100))
+    call_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DatabasePendingCalls:
+    """Held calls in the database every replica shares."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def hold(self, owner: str, gpt_id: str, calls: Iterable[Call]) -> None:
+        """Keep the calls (a call id held again replaces the old one); drop what has expired."""
+        now = datetime.now(UTC)
+        calls = [plain_call(call) for call in calls]
+        with self.db.session() as session:
+            session.execute(delete(PendingCallRow).where(PendingCallRow.created_at < now - HOLD_FOR))
+            ids = [call["id"] for call in calls]
+            session.execute(delete(PendingCallRow).where(*_owned(owner, gpt_id), PendingCallRow.call_id.in_(ids)))
+            session.add_all(
+                PendingCallRow(owner=owner, gpt_id=gpt_id, call_id=c["id"], name=c["name"], arguments=c["args"], created_at=now)
+                for c in calls
+            )
+
+    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[Call]:
+        """The held calls with these ids, removed in the same transaction (a call runs at most once)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        cutoff = datetime.now(UTC) - HOLD_FOR
+        # One DELETE … RETURNING: of two requests approving the same call at once, only one gets it.
+        statement = (
+            delete(PendingCallRow)
+            .where(*_owned(owner, gpt_id), PendingCallRow.call_id.in_(wanted))
+            .returning(PendingCallRow.call_id, PendingCallRow.name, PendingCallRow.arguments, PendingCallRow.created_at)
+        )
+        with self.db.session() as session:
+            rows = session.execute(statement).all()
+        found = {row.call_id: row for row in rows if _aware(row.created_at) >= cutoff}
+        return [{"id": i, "name": found[i].name, "args": dict(found[i].arguments)} for i in wanted if i in found]
+
+
+def _owned(owner: str, gpt_id: str) -> tuple[Any, ...]:
+    return (PendingCallRow.owner == owner, PendingCallRow.gpt_id == gpt_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for what was stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -136,6 +136,7 @@ def test_an_output_guard_sees_the_full_text_before_it_is_sent_and_may_change_it(
 def test_an_approval_resumes_the_pending_call_then_the_model_answers_from_its_result(shop):
     agent = shop([call("calculator", expression="6*7"), "The answer is 42."], extra="tools: [calculator]",
                  router=Router("calculator"))
+    agent.pending.hold("local", "shop", [{"id": "c9", "name": "calculator", "args": {"expression": "6*7"}}])
     history = [
         {"role": "user", "content": "what is 6*7?"},
         {"role": "assistant", "content": "", "tool_calls": [

@@ -101,3 +101,58 @@ def test_an_owners_own_rating_is_remembered(history):
     history.rate("poet", 5, owner="ann")
     assert (history.rating("poet", owner="ann"), history.rating("poet", owner="bob")) == (5, 2)
     assert history.rating("other", owner="ann") is None
+
+
+# ----- tool calls held for approval ------------------------------------------------------------------
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from gptbuilder.history import DatabasePendingCalls, PendingCallRow  # noqa: E402
+from gptbuilder.pending import MemoryPendingCalls  # noqa: E402
+
+CANCEL = {"id": "c1", "name": "cancelOrder", "args": {"order_id": "A1002"}, "type": "tool_call"}
+LOOK = {"id": "c2", "name": "getOrder", "args": {"order_id": "A1001"}}
+
+
+@pytest.fixture(params=["database", "memory"])
+def held(request, tmp_path):
+    if request.param == "memory":
+        return MemoryPendingCalls()
+    return DatabasePendingCalls(Database.for_data_dir(tmp_path))
+
+
+def test_held_calls_are_taken_once_by_their_owner_only(held):
+    held.hold("key:a", "shop", [CANCEL, LOOK])
+    assert held.take("key:b", "shop", ["c1"]) == [] and held.take("key:a", "other", ["c1"]) == []
+    assert held.take("key:a", "shop", ["c1", "zz"]) == [{"id": "c1", "name": "cancelOrder", "args": {"order_id": "A1002"}}]
+    assert held.take("key:a", "shop", ["c1"]) == [], "taken: it cannot run twice"
+    assert held.take("key:a", "shop", ["c2"]) == [{"id": "c2", "name": "getOrder", "args": {"order_id": "A1001"}}]
+    assert held.take("key:a", "shop", []) == []
+
+
+def test_holding_a_call_again_replaces_it(held):
+    held.hold("key:a", "shop", [CANCEL])
+    held.hold("key:a", "shop", [{**CANCEL, "args": {"order_id": "B9"}}])
+    assert held.take("key:a", "shop", ["c1"])[0]["args"] == {"order_id": "B9"}
+
+
+def test_a_call_held_in_the_database_is_taken_by_one_of_many_concurrent_requests(tmp_path):
+    db = Database.for_data_dir(tmp_path)
+    DatabasePendingCalls(db).hold("key:a", "shop", [CANCEL])
+    stores = [DatabasePendingCalls(db) for _ in range(8)]  # as many replicas racing to approve it
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda store: store.take("key:a", "shop", ["c1"]), stores))
+    assert sum(len(r) for r in results) == 1
+
+
+def test_expired_held_calls_are_not_returned_and_are_cleared(tmp_path):
+    db = Database.for_data_dir(tmp_path)
+    store = DatabasePendingCalls(db)
+    store.hold("key:a", "shop", [CANCEL])
+    with db.session() as session:
+        session.query(PendingCallRow).update({"created_at": datetime.now(UTC) - timedelta(days=2)})
+    assert store.take("key:a", "shop", ["c1"]) == []
+    store.hold("key:a", "shop", [LOOK])  # holding also sweeps what expired
+    with db.session() as session:
+        assert [row.call_id for row in session.query(PendingCallRow)] == ["c2"]

@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..db import Database
-from ..history import History
+from ..history import DatabasePendingCalls, History
 from ..store import Store
 from .auth import KeyChecker
 from .config import ServerConfig
@@ -56,6 +56,7 @@ def create_app(
         queue=queue,
         metrics=Metrics(lambda: queue.depth),
         keys=KeyChecker(config),
+        pending=DatabasePendingCalls(db),
     )
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

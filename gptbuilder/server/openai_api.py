@@ -146,23 +146,29 @@ class _Reply:
         return message
 
 
-def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
-    """The agent's options from a request's sampling fields (chat and legacy completions alike)."""
+def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> dict[str, Any]:
+    """The agent's options from a request's sampling fields (chat and legacy completions alike).
+
+    Tool calls a turn pauses for approval are held in the database for this caller's key: only that key
+    can settle them, on any replica.
+    """
     return {
         "temperature": body.temperature,
         "top_p": body.top_p,
         "max_tokens": st.check_max_tokens(body.answer_tokens()),
         "stop": body.stop_list(),
         "seed": body.seed,
+        "owner": f"key:{caller.key_id}",
+        "pending": st.pending,
     }
 
 
-def _chat_options(st: ServerState, body: ChatCompletionRequest) -> dict[str, Any]:
+def _chat_options(st: ServerState, body: ChatCompletionRequest, caller: Caller) -> dict[str, Any]:
     if body.tool_choice not in (None, "none", "auto") and not body.tools:
         raise APIError(400, "tool_choice needs 'tools'", param="tool_choice")
     tools = [t.model_dump() for t in body.tools] if body.tools and body.tool_choice != "none" else None
     return {
-        **_options(st, body),
+        **_options(st, body, caller),
         "approvals": body.approvals,
         **({"client_tools": tools, "tool_choice": body.tool_choice} if tools else {}),
     }
@@ -174,7 +180,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
     st = _state(request)
     messages = [m.to_agent() for m in body.messages]
     st.check_messages(messages)
-    options = _chat_options(st, body)
+    options = _chat_options(st, body, caller)
     agent = await st.agent(body.model)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
@@ -249,7 +255,7 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
         raise APIError(400, "'suffix' (fill-in-the-middle) is not supported", param="suffix")
     messages = [{"role": "user", "content": body.text()}]
     st.check_messages(messages)
-    options = _options(st, body)
+    options = _options(st, body, caller)
     agent = await st.agent(_completion_body(body, gpt_id))
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)

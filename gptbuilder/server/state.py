@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from ..agent import Agent
 from ..events import Done, Event
 from ..history import History
+from ..pending import PendingCalls
 from ..store import Store
 from .auth import Caller, KeyChecker
 from .config import ServerConfig
@@ -34,6 +35,7 @@ class ServerState:
     queue: ModelQueue
     metrics: Metrics
     keys: KeyChecker
+    pending: PendingCalls  # tool calls paused for approval, shared by every replica
 
     def caller(self, request: HTTPConnection) -> Caller:
         """Authenticate a protected request and count it against the key's and the IP's rate limits."""

@@ -214,7 +214,7 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
     messages = [{"role": m.role, "content": m.content} for m in stored if m.role in ("user", "assistant") and m.content]
     agent = await st.agent(loaded.id)
     st.check_messages(messages)
-    events = await st.generate(agent, messages, {})
+    events = await st.generate(agent, messages, {"owner": f"widget:{conversation_id}", "pending": st.pending})
     transcript = Transcript()
 
     async def answer() -> AsyncGenerator[ServerSentEvent, None]:

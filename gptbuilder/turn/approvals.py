@@ -6,7 +6,7 @@ import json
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from ..errors import InputError
 from ..events import ConfirmationRequest, Done, Event, TextDelta, ToolCall, ToolResult
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 DECLINED = "The user declined to run {name}; it was not run."
 UNANSWERED = "{name} was not run: it needs the user's approval and the user did not give it (treated as declined)."
 NO_SUCH_TOOL = "{name} was not run: there is no such tool."
+NOT_ISSUED = "{name} was not run: this server did not make that call in this conversation (or it expired)."
 SHOWN_CHARS = 2000
 
 
@@ -27,12 +28,14 @@ def needing_confirmation(tools: Sequence[BaseTool]) -> frozenset[str]:
 
 
 class ResolveApprovals:
-    """Stage: answer every tool call the history left pending — run the approved ones, decline the rest.
+    """Stage: settle the tool calls the server paused for approval — run the approved ones, decline the rest.
 
-    The tool messages go right after the assistant message that made the calls, where the model APIs
-    expect them. Calls to tools that need no confirmation (held back with ones that do) run unless denied;
-    a pending call without a decision is declined. Turns that carry the caller's own tools skip this:
-    their pending calls are the caller's to answer.
+    Only calls the server itself issued and holds (`turn.pending`, per owner and GPT) can run; their
+    arguments are the ones the model gave, whatever the client sends back. A call that appears only in the
+    conversation the client sent is history: it is answered "not run", never executed. Calls to tools that
+    need no confirmation, held back with ones that do, run unless denied; a held call without a decision is
+    declined. Results go right after the assistant message that made the calls, where the model APIs expect
+    them. Turns that carry the caller's own tools skip this: their pending calls are the caller's to answer.
     """
 
     def __init__(self, tools: Sequence[BaseTool]):
@@ -44,35 +47,54 @@ class ResolveApprovals:
             return None
         history, approvals = turn.history, turn.approvals
         answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
-        pending = [
-            (index, call)
+        shown = {
+            call["id"]: (index, call)
             for index, message in enumerate(history)
             if isinstance(message, AIMessage)
             for call in message.tool_calls
             if call.get("id") and call["id"] not in answered
-        ]
-        ids = {call["id"] for _, call in pending}
-        unknown = [key for key in approvals if key not in ids]
+        }
+        held = {call["id"]: call for call in turn.pending.take(turn.owner, turn.gpt_id, [*shown, *approvals])}
+        unknown = [key for key in approvals if key not in held]
         if unknown:
-            waiting = ", ".join(f"{c['id']} ({c['name']})" for _, c in pending) or "none"
+            turn.pending.hold(turn.owner, turn.gpt_id, held.values())  # nothing was settled: keep them waiting
+            waiting = ", ".join(f"{c['id']} ({c['name']})" for c in held.values()) or "none"
             raise InputError(
                 f"approval for {', '.join(map(repr, unknown))} matches no pending tool call; pending calls: {waiting}"
             )
-        inserted: dict[int, list[BaseMessage]] = {}
-        for index, call in pending:
-            name, decision = call["name"], approvals.get(call["id"])
+        replies: dict[str, ToolMessage] = {}
+        for call_id, call in [*held.items(), *((i, c) for i, (_, c) in shown.items() if i not in held)]:
+            if call_id not in held:
+                replies[call_id] = _refusal(NOT_ISSUED, call)
+                continue
+            name, decision = call["name"], approvals.get(call_id)
             if decision is True or (decision is None and name not in self.needs_confirmation and name in self.tools):
-                yield ToolCall(call["id"], name, dict(call["args"]))
-                reply = invoke_tool(self.tools.get(name), call)
+                yield ToolCall(call_id, name, dict(call["args"]))
+                replies[call_id] = invoke_tool(self.tools.get(name), call)
             elif decision is False or approvals:
-                reply = _refusal(DECLINED, call)
+                replies[call_id] = _refusal(DECLINED, call)
             else:
-                reply = _refusal(UNANSWERED if name in self.needs_confirmation else NO_SUCH_TOOL, call)
-            yield ToolResult(call["id"], name, clip(reply.text), reply.status == "error")
-            inserted.setdefault(index, []).append(reply)
-        if inserted:
-            turn.history = [m for index, message in enumerate(history) for m in (message, *inserted.get(index, ()))]
+                replies[call_id] = _refusal(UNANSWERED if name in self.needs_confirmation else NO_SUCH_TOOL, call)
+            reply = replies[call_id]
+            yield ToolResult(call_id, name, clip(reply.text), reply.status == "error")
+        if replies:
+            turn.history = _with_replies(history, replies, [held[i] for i in held if i not in shown])
         return None
+
+
+def _with_replies(history: list[BaseMessage], replies: dict[str, ToolMessage], unshown: list[Mapping[str, Any]]) -> list[BaseMessage]:
+    """The history with each reply after the message that made its call; held calls the client left out
+    (with their replies) go just before the user's last message."""
+    out: list[BaseMessage] = []
+    for message in history:
+        out.append(message)
+        if isinstance(message, AIMessage):
+            out.extend(replies[c["id"]] for c in message.tool_calls if c.get("id") in replies)
+    if unshown:
+        last = max(i for i, m in enumerate(out) if isinstance(m, HumanMessage))
+        step = [AIMessage("", tool_calls=[{**c, "type": "tool_call"} for c in unshown]), *(replies[c["id"]] for c in unshown)]
+        out[last:last] = step
+    return out
 
 
 def invoke_tool(tool: BaseTool | None, call: Mapping[str, Any]) -> ToolMessage:

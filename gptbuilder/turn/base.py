@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from ..errors import GPTBuilderError, ModelError
 from ..events import Done, Event, TextDelta, Usage
+from ..pending import MemoryPendingCalls, PendingCalls
 
 if TYPE_CHECKING:
     from ..knowledge.retriever import Retrieval
@@ -52,6 +53,8 @@ class Turn:
     approvals: Mapping[str, bool] = field(default_factory=dict)
     client_tools: Sequence[dict[str, Any]] = ()
     tool_choice: Any = None
+    owner: str = "local"  # who asks: an API key id, a widget session, a store conversation's owner
+    pending: PendingCalls = field(default_factory=MemoryPendingCalls)  # calls paused for approval, per owner
     retrieval: Retrieval | None = None
 
     @property

@@ -100,6 +100,7 @@ class ToolLoop:
                     last, usage = message, _add(usage, _usage(message.usage_metadata))
                     if any(call["name"] in self.needs_confirmation for call in message.tool_calls):
                         stream.close()
+                        turn.pending.hold(turn.owner, turn.gpt_id, message.tool_calls)  # the next turn may run these
                         yield from confirmation_events(message, self.needs_confirmation)
                         return RunResult("confirmation_required", usage, message)
                     for call in message.tool_calls:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import GPTBuilderError, InputError
 from ..events import ConfirmationRequest, Done, Event, Step, Transcript
-from ..history import History, Message
+from ..history import DatabasePendingCalls, History, Message
 from ..store import Store
 
 
@@ -122,6 +122,7 @@ class ChatTurns:
     def __init__(self, store: Store, history: History):
         self.store = store
         self.history = history
+        self.pending = DatabasePendingCalls(history.db)  # paused tool calls survive a restart of the store
 
     def send(
         self,
@@ -183,7 +184,8 @@ class ChatTurns:
 
         finished = False
         try:
-            for event in agent.stream(model_messages(stored), approvals=approvals):
+            turn = agent.stream(model_messages(stored), approvals=approvals, owner=f"conversation:{conversation}", pending=self.pending)
+            for event in turn:
                 answer.feed(event)
                 if not isinstance(event, Done):
                     yield snapshot()
