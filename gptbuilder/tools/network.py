@@ -6,6 +6,11 @@ that very address. The check and the connection use the same lookup, so a DNS an
 between them (DNS rebinding) cannot slip a private address in; TLS still verifies the certificate
 against the host name, because httpcore passes the original host as SNI / server_hostname.
 Redirects are followed here, one hop at a time, so each hop is checked the same way.
+
+One deadline covers the whole request, redirects included: the DNS lookup, every connect, TLS handshake, read
+and write of the connection's `_DeadlineStream` gets only the time left, so a server that drips its headers
+or body a byte at a time cannot stretch it (httpcore's own timeouts restart at every read). Bodies are asked
+for uncompressed, and one compressed anyway is decoded a step at a time with the cap on the decoded size.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,7 @@ import httpcore
 import httpx
 
 from ..errors import ToolError
+from .decompress import ContentDecodingError, decoded
 
 MAX_REDIRECTS = 5
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -41,6 +49,11 @@ METADATA_NETWORKS = tuple(
     )
 )
 _KEPT_ACROSS_ORIGINS = frozenset({"accept", "user-agent", "accept-encoding"})
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215
+_WRITE_STEP = 64 * 1024
+# the monotonic time by which the request under way must be over; read by every network operation
+_deadline: ContextVar[float | None] = ContextVar("gptbuilder_network_deadline", default=None)
 
 
 class NetworkError(ToolError):
@@ -102,6 +115,14 @@ class GuardedResponse:
         return json.loads(self.text)
 
 
+def _rfc6052_ipv4(ip: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address that a NAT64 prefix of this length carries in ``ip`` (RFC 6052, 2.2: bits 64-71 skipped)."""
+    bits = f"{int(ip):0128b}"
+    if prefix_length == 96:
+        return ipaddress.IPv4Address(int(bits[96:], 2))
+    return ipaddress.IPv4Address(int(bits[prefix_length:64] + bits[72:72 + prefix_length - 32], 2))
+
+
 def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool) -> str | None:
     """Why connecting to ``ip`` is refused, or None when it is fine."""
     candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
@@ -110,8 +131,14 @@ def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_
         for embedded in (ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None):
             if embedded is not None:
                 candidates.append(embedded)
-        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64
-            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in _NAT64_WELL_KNOWN or ip in _NAT64_LOCAL_USE:
+            candidates.append(_rfc6052_ipv4(ip, 96))
+        if ip in _NAT64_LOCAL_USE:
+            # a local-use prefix may be 48 to 96 bits long, which moves the IPv4 address; a metadata address in
+            # any of those places is refused (only there: other layouts of an ordinary address decode to noise)
+            for length in (48, 56, 64):
+                if any(_rfc6052_ipv4(ip, length) in net for net in METADATA_NETWORKS if net.version == 4):
+                    return "a cloud metadata address"
     candidates.append(ip)
     for candidate in candidates:
         if any(candidate in net for net in METADATA_NETWORKS if net.version == candidate.version):
@@ -135,10 +162,51 @@ def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_
     return None
 
 
-def resolve_vetted(host: str, port: int, *, allow_private: bool) -> list[str]:
+def _time_left(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` shortened to what is left before the request's deadline; ``expired`` once it has passed."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _getaddrinfo(host: str, port: int, timeout: float | None) -> list[Any]:
+    """`socket.getaddrinfo`, given up on after ``timeout`` (the resolver's own retries can take half a minute)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        timeout = None  # a literal address: nothing to wait for
+    if timeout is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the waiting thread below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    # the lookup cannot be interrupted: on timeout its thread is left to finish on its own
+    threading.Thread(target=lookup, name=f"gptbuilder-dns-{host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"no DNS answer for {host!r} in time")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def resolve_vetted(host: str, port: int, *, allow_private: bool, timeout: float | None = None) -> list[str]:
     """Resolve ``host`` once and return its addresses, refusing the host if any of them is off limits."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, timeout)
     except (socket.gaierror, UnicodeError) as exc:
         raise NetworkError(f"cannot resolve host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
     addresses: list[str] = []
@@ -159,8 +227,38 @@ def resolve_vetted(host: str, port: int, *, allow_private: bool) -> list[str]:
     return addresses
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation gets no more time than is left before the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """One read, bounded by the deadline."""
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Write in steps, each bounded by the deadline (a server that reads slowly cannot stretch one step)."""
+        for start in range(0, len(buffer), _WRITE_STEP):
+            self._stream.write(buffer[start:start + _WRITE_STEP], _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        """The TLS handshake, bounded by the deadline; the TLS stream is bounded the same way."""
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        """What the underlying stream says (socket, ssl_object, is_readable...)."""
+        return self._stream.get_extra_info(info)
+
+
 class _VettingBackend(httpcore.SyncBackend):
-    """Connects only to addresses that `resolve_vetted` accepted, from one lookup."""
+    """Connects only to addresses that `resolve_vetted` accepted, from one lookup, within the request's deadline."""
 
     def __init__(self, *, allow_private: bool) -> None:
         self.allow_private = allow_private
@@ -169,9 +267,13 @@ class _VettingBackend(httpcore.SyncBackend):
                     socket_options: Any = None) -> httpcore.NetworkStream:
         """Resolve and vet ``host``, then connect to the first vetted address that answers."""
         failure: Exception | None = None
-        for address in resolve_vetted(host, port, allow_private=self.allow_private):
+        addresses = resolve_vetted(host, port, allow_private=self.allow_private,
+                                   timeout=_time_left(timeout, httpcore.ConnectTimeout))
+        for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, _time_left(timeout, httpcore.ConnectTimeout),
+                                             local_address, socket_options)
+                return _DeadlineStream(stream)
             except httpcore.ConnectError as exc:
                 failure = exc
         assert failure is not None
@@ -262,21 +364,27 @@ class GuardedClient:
     def request(self, method: str, url: str, *, params: Any = None, headers: Mapping[str, str] | None = None,
                 json: Any = None, data: Mapping[str, Any] | None = None,
                 content: bytes | None = None) -> GuardedResponse:
-        """Send one request, following up to MAX_REDIRECTS redirects, each checked like the first."""
-        deadline = time.monotonic() + self.timeout
+        """Send one request, following up to MAX_REDIRECTS redirects, each checked like the first.
+
+        The whole exchange, redirects included, ends within ``timeout`` seconds or raises RequestTimeoutError.
+        """
         try:
             request = httpx.Request(method, url, params=params, headers=self._headers(headers), json=json,
                                     data=data, content=content)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError) as exc:
             raise BlockedRequestError(f"invalid request to {url!r}: {exc}") from None
-        for hop in range(MAX_REDIRECTS + 1):
-            self._check_url(request.url)
-            response = self._send(request, deadline)
-            location = response.headers.get("location")
-            if response.status_code not in REDIRECT_CODES or not location:
-                return self._read(request, response, deadline, hop)
-            response.close()
-            request = self._redirected(request, response.status_code, location)
+        token = _deadline.set(time.monotonic() + self.timeout)
+        try:
+            for hop in range(MAX_REDIRECTS + 1):
+                self._check_url(request.url)
+                response = self._send(request)
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECT_CODES or not location:
+                    return self._read(request, response, hop)
+                response.close()
+                request = self._redirected(request, response.status_code, location)
+        finally:
+            _deadline.reset(token)
         raise NetworkError(f"too many redirects (more than {MAX_REDIRECTS}) starting from {url}")
 
     def _headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -295,12 +403,11 @@ class GuardedClient:
             allowed = ", ".join(sorted(self.allowed_hosts)) or "none"
             raise BlockedRequestError(f"refused to contact {host}: not an allowed host (allowed: {allowed})")
 
-    def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestTimeoutError(f"no answer from {request.url.host} within {self.timeout:g} s")
-        request.extensions["timeout"] = httpx.Timeout(remaining).as_dict()
+    def _send(self, request: httpx.Request) -> httpx.Response:
         try:
+            # what is left also bounds the wait for a pooled connection (_DeadlineStream bounds the rest)
+            with _mapped_errors():
+                request.extensions["timeout"] = httpx.Timeout(_time_left(None, httpcore.PoolTimeout)).as_dict()
             return self._transport.handle_request(request)
         except RequestTimeoutError:
             raise RequestTimeoutError(f"no answer from {request.url.host} within {self.timeout:g} s") from None
@@ -309,13 +416,24 @@ class GuardedClient:
                 raise
             raise type(exc)(f"{request.method} {request.url.host}: {exc}") from None
 
-    def _read(self, request: httpx.Request, response: httpx.Response, deadline: float, hops: int) -> GuardedResponse:
+    def _read(self, request: httpx.Request, response: httpx.Response, hops: int) -> GuardedResponse:
         cap = self.max_response_bytes
         host = request.url.host
         try:
             declared = int(response.headers.get("content-length", "-1"))
         except ValueError:
             declared = -1
+        too_large = (f"the response from {host} is over the {cap:,}-byte limit; stopped reading; "
+                     "ask for less (a filter, a smaller page)")
+
+        def received() -> Iterator[bytes]:
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > cap:  # also on the wire: data that decodes to little still costs time to read
+                    raise ResponseTooLargeError(too_large)
+                yield chunk
+
         try:
             if declared > cap:
                 raise ResponseTooLargeError(
@@ -324,21 +442,15 @@ class GuardedClient:
                 )
             chunks: list[bytes] = []
             size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
+            # decoded a step at a time: the cap stops a compressed body before it has grown past cap + one step
+            for piece in decoded(received(), response.headers.get("content-encoding", "")):
+                size += len(piece)
                 if size > cap:
-                    raise ResponseTooLargeError(
-                        f"the response from {host} is over the {cap:,}-byte limit; stopped reading; "
-                        "ask for less (a filter, a smaller page)"
-                    )
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise RequestTimeoutError(f"the response from {host} took longer than {self.timeout:g} s")
-        except RequestTimeoutError as exc:
-            if host in str(exc):
-                raise
+                    raise ResponseTooLargeError(too_large)
+                chunks.append(piece)
+        except RequestTimeoutError:
             raise RequestTimeoutError(f"the response from {host} took longer than {self.timeout:g} s") from None
-        except httpx.DecodingError as exc:
+        except ContentDecodingError as exc:
             raise NetworkError(f"cannot decode the response from {host}: {exc}") from None
         finally:
             response.close()
@@ -351,7 +463,7 @@ class GuardedClient:
             raise NetworkError(f"bad redirect from {request.url.host} to {location!r}: {exc}") from None
         target = target.copy_with(fragment=None)
         method = request.method
-        if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method = "GET"
         same_origin = (target.scheme, target.host, target.port) == (request.url.scheme, request.url.host,
                                                                      request.url.port)

@@ -7,7 +7,9 @@ guard opens and fails the test at once if one goes anywhere but loopback.
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -163,7 +165,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_before_connecting(fake
 
 def test_a_name_with_any_private_address_among_public_ones_is_refused(fake_dns, connections) -> None:
     fake_dns["mixed.example"] = ["93.184.215.14", "10.0.0.5"]
-    with guarded_client(allow_private=False) as client, pytest.raises(BlockedRequestError, match="10.0.0.5"):
+    with guarded_client(allow_private=False) as client, pytest.raises(BlockedRequestError, match=r"10\.0\.0\.5"):
         client.get("http://mixed.example/")
     assert connections == []
 
@@ -183,6 +185,8 @@ def test_address_rules() -> None:
     assert address_problem(ip("100.64.1.1"), allow_private=False)  # carrier-grade NAT, not public
     assert address_problem(ip("2002:7f00:1::1"), allow_private=False)  # 6to4 wrapping 127.0.0.1
     assert address_problem(ip("64:ff9b::a00:5"), allow_private=False)  # NAT64 wrapping 10.0.0.5
+    assert address_problem(ip("64:ff9b:1::a00:5"), allow_private=False) == "a private-network address"  # RFC 8215
+    assert address_problem(ip("64:ff9b:1::a9fe:a9fe"), allow_private=True) == "a cloud metadata address"
     assert address_problem(ip("10.0.0.5"), allow_private=True) is None
     assert address_problem(ip("fd00:ec2::254"), allow_private=True) == "a cloud metadata address"
 
@@ -198,9 +202,11 @@ def test_allowed_hosts(serve, connections) -> None:
     with guarded_client(allow_private=True, allowed_hosts={"127.0.0.1"}) as client:
         assert client.get(server.url + "/").text == "hello"
     port = server.url.rsplit(":", 1)[1]
-    with guarded_client(allow_private=True, allowed_hosts={"api.example"}) as client:
-        with pytest.raises(BlockedRequestError, match="not an allowed host"):
-            client.get(f"http://localhost:{port}/")
+    with (
+        guarded_client(allow_private=True, allowed_hosts={"api.example"}) as client,
+        pytest.raises(BlockedRequestError, match="not an allowed host"),
+    ):
+        client.get(f"http://localhost:{port}/")
     assert connections == ["127.0.0.1"]
 
 
@@ -235,9 +241,8 @@ def test_a_refused_port_is_a_readable_error() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with guarded_client(allow_private=True, timeout=2) as client:
-        with pytest.raises(NetworkError, match="connection failed"):
-            client.get(f"http://127.0.0.1:{port}/")
+    with guarded_client(allow_private=True, timeout=2) as client, pytest.raises(NetworkError, match="connection failed"):
+        client.get(f"http://127.0.0.1:{port}/")
 
 
 # -- redirects -----------------------------------------------------------------------------------------
@@ -254,9 +259,11 @@ def test_redirects_are_followed_and_each_hop_checked(serve, connections) -> None
 def test_redirect_to_a_host_that_is_not_allowed_is_refused_before_connecting(serve, fake_dns, connections) -> None:
     fake_dns["internal.example"] = ["10.0.0.5"]
     server = serve({"/": redirect("http://internal.example/")})
-    with guarded_client(allow_private=True, allowed_hosts={"127.0.0.1"}) as client:
-        with pytest.raises(BlockedRequestError, match="internal.example: not an allowed host"):
-            client.get(server.url + "/")
+    with (
+        guarded_client(allow_private=True, allowed_hosts={"127.0.0.1"}) as client,
+        pytest.raises(BlockedRequestError, match=r"internal\.example: not an allowed host"),
+    ):
+        client.get(server.url + "/")
     assert connections == ["127.0.0.1"]  # the loopback hop only
     assert "internal.example" not in fake_dns.lookups
 
@@ -296,9 +303,11 @@ def test_cross_origin_redirect_drops_credentials_and_303_switches_to_get(serve) 
 
 def test_a_declared_length_over_the_cap_is_refused_without_reading(serve) -> None:
     server = serve({"/big": ok(b"x" * 50_000)})
-    with guarded_client(allow_private=True, max_response_bytes=10_000) as client:
-        with pytest.raises(ResponseTooLargeError, match="50,000 bytes, over the 10,000-byte limit"):
-            client.get(server.url + "/big")
+    with (
+        guarded_client(allow_private=True, max_response_bytes=10_000) as client,
+        pytest.raises(ResponseTooLargeError, match="50,000 bytes, over the 10,000-byte limit"),
+    ):
+        client.get(server.url + "/big")
 
 
 def test_a_streamed_body_is_cut_at_the_cap(serve) -> None:
@@ -311,9 +320,11 @@ def test_a_streamed_body_is_cut_at_the_cap(serve) -> None:
         h.wfile.write(b"0\r\n\r\n")
 
     server = serve({"/stream": chunked, "/small": chunked})
-    with guarded_client(allow_private=True, max_response_bytes=100_000) as client:
-        with pytest.raises(ResponseTooLargeError, match="over the 100,000-byte limit; stopped reading"):
-            client.get(server.url + "/stream")
+    with (
+        guarded_client(allow_private=True, max_response_bytes=100_000) as client,
+        pytest.raises(ResponseTooLargeError, match="over the 100,000-byte limit; stopped reading"),
+    ):
+        client.get(server.url + "/stream")
     with guarded_client(allow_private=True, max_response_bytes=500_000) as client:
         assert len(client.get(server.url + "/small").content) == 409_600
 
@@ -321,26 +332,68 @@ def test_a_streamed_body_is_cut_at_the_cap(serve) -> None:
 def test_a_hanging_server_times_out(serve) -> None:
     server = serve({"/hang": lambda h: server.release.wait(10)})
     started = time.monotonic()
-    with guarded_client(allow_private=True, timeout=0.5) as client:
-        with pytest.raises(RequestTimeoutError, match=r"no answer from 127.0.0.1 within 0.5 s"):
-            client.get(server.url + "/hang")
+    with (
+        guarded_client(allow_private=True, timeout=0.5) as client,
+        pytest.raises(RequestTimeoutError, match=r"no answer from 127.0.0.1 within 0.5 s"),
+    ):
+        client.get(server.url + "/hang")
     assert time.monotonic() - started < 3
 
 
-def test_a_trickling_body_is_bounded_by_the_total_timeout(serve) -> None:
-    def trickle(h: BaseHTTPRequestHandler) -> None:
+@pytest.mark.parametrize("route, says", [("/body", "the response from 127.0.0.1 took longer than 1 s"),
+                                         ("/headers", "no answer from 127.0.0.1 within 1 s")])
+def test_a_trickling_server_is_bounded_by_the_total_timeout(serve, route: str, says: str) -> None:
+    # a byte or a header line every 0.1 s: each read is quick, the whole is not
+    def trickle_body(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Length", "1000")
         h.end_headers()
-        for _ in range(1000):
+        drip(h, [b"z"] * 1000)
+
+    def drip_headers(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        drip(h, [f"X-Slow-{n}: y\r\n".encode() for n in range(100)])
+
+    def drip(h: BaseHTTPRequestHandler, pieces: list[bytes]) -> None:
+        for piece in pieces:
             if server.release.wait(0.1):
                 return
-            h.wfile.write(b"z")
+            h.wfile.write(piece)
             h.wfile.flush()
 
-    server = serve({"/slow": trickle})
+    server = serve({"/body": trickle_body, "/headers": drip_headers})
     started = time.monotonic()
-    with guarded_client(allow_private=True, timeout=1.0) as client:
-        with pytest.raises(RequestTimeoutError, match="took longer than 1 s"):
-            client.get(server.url + "/slow")
-    assert time.monotonic() - started < 4
+    with guarded_client(allow_private=True, timeout=1.0) as client, pytest.raises(RequestTimeoutError, match=re.escape(says)):
+        client.get(server.url + route)
+    assert time.monotonic() - started < 3
+
+
+# -- content codings -----------------------------------------------------------------------------------
+
+
+def test_identity_is_asked_for_and_a_compressed_body_sent_anyway_is_decoded(serve) -> None:
+    page = b"<p>Returns within 30 days.</p>" * 100
+    server = serve({"/": lambda h: reply(h, 200, gzip.compress(page),
+                                         {"Content-Type": "text/html", "Content-Encoding": "gzip"})})
+    with guarded_client(allow_private=True) as client:
+        response = client.get(server.url + "/")
+    assert response.content == page
+    assert server.seen[0][2]["Accept-Encoding"] == "identity"
+
+
+def test_the_cap_applies_to_the_decoded_size(serve) -> None:
+    body = gzip.compress(b"a" * 50_000)
+    server = serve({"/": lambda h: reply(h, 200, body, {"Content-Encoding": "gzip"})})
+    with guarded_client(allow_private=True, max_response_bytes=10_000) as client:
+        assert len(body) < 10_000
+        with pytest.raises(ResponseTooLargeError, match="over the 10,000-byte limit; stopped reading"):
+            client.get(server.url + "/")
+
+
+def test_a_corrupt_compressed_body_is_a_readable_error(serve) -> None:
+    server = serve({"/": lambda h: reply(h, 200, b"not gzip at all", {"Content-Encoding": "gzip"})})
+    with (
+        guarded_client(allow_private=True) as client,
+        pytest.raises(NetworkError, match=r"cannot decode the response from 127\.0\.0\.1: the gzip body is corrupt"),
+    ):
+        client.get(server.url + "/")
