@@ -201,6 +201,7 @@ def test_max_tool_calls_stops_a_looping_model(write_spec, gpts_dir):
     assert isinstance(events[-1], Done)
 
 
+@pytest.mark.slow
 def test_the_real_embedded_model_calls_a_built_in_tool_and_answers_from_its_result(write_spec):
     path = write_spec(
         "clock",

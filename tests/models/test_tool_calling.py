@@ -111,6 +111,7 @@ def test_worked_example_turns_come_between_the_system_prompt_and_the_conversatio
 PROMPTS = ["Where is my order A1001?", "What is 12 times 7?", "Hello!", "Multiply 3.5 by 2", "Status of order B7?"]
 
 
+@pytest.mark.slow
 def test_the_embedded_model_under_the_grammar_only_answers_or_makes_valid_calls():
     model = provider.create(ModelConfig(max_tokens=120), base_dir=Path(".")).bind_tools([get_order, multiply])
     by_name = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
