@@ -155,7 +155,7 @@ class Agent:
 
     def _estimate_usage(self, prompt: list[BaseMessage], text: str) -> Usage:
         """Token usage counted with the model's tokenizer, for backends that report none."""
-        completion = count_tokens(self.model, [AIMessageChunk(text)]) if text else 0
+        completion = count_tokens(self.model, [AIMessageChunk(content=text)]) if text else 0
         return Usage(count_tokens(self.model, prompt), completion)
 
     def _runner(self, turn: Turn) -> Runner:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -280,17 +280,17 @@ class DatabasePendingCalls:
     def hold(self, owner: str, gpt_id: str, calls: Iterable[Call]) -> None:
         """Keep the calls (a call id held again replaces the old one); drop what has expired."""
         now = datetime.now(UTC)
-        calls = [plain_call(call) for call in calls]
+        plain = [plain_call(call) for call in calls]
         with self.db.session() as session:
             session.execute(delete(PendingCallRow).where(PendingCallRow.created_at < now - HOLD_FOR))
-            ids = [call["id"] for call in calls]
+            ids = [call["id"] for call in plain]
             session.execute(delete(PendingCallRow).where(*_owned(owner, gpt_id), PendingCallRow.call_id.in_(ids)))
             session.add_all(
                 PendingCallRow(owner=owner, gpt_id=gpt_id, call_id=c["id"], name=c["name"], arguments=c["args"], created_at=now)
-                for c in calls
+                for c in plain
             )
 
-    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[Call]:
+    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         """The held calls with these ids, removed in the same transaction (a call runs at most once)."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 HOLD_FOR = timedelta(days=1)  # an approval later than this finds nothing to approve
 MAX_HELD = 10_000  # in memory: the oldest held steps are forgotten first
 
-Call = dict[str, Any]  # langchain's tool call: {"id", "name", "args"}
+Call = Mapping[str, Any]  # langchain's tool call: {"id", "name", "args"}
 
 
 class PendingCalls(Protocol):
@@ -28,7 +28,7 @@ class PendingCalls(Protocol):
         """Keep calls the model made and the server paused, for this owner and GPT."""
         ...
 
-    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[Call]:
+    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         """Remove and return the held calls with these ids (others stay); unknown ids are skipped."""
         ...
 
@@ -38,7 +38,7 @@ class MemoryPendingCalls:
 
     def __init__(self, *, limit: int = MAX_HELD):
         self.limit = limit
-        self._calls: OrderedDict[tuple[str, str, str], tuple[datetime, Call]] = OrderedDict()
+        self._calls: OrderedDict[tuple[str, str, str], tuple[datetime, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def hold(self, owner: str, gpt_id: str, calls: Iterable[Call]) -> None:
@@ -50,7 +50,7 @@ class MemoryPendingCalls:
             while len(self._calls) > self.limit:
                 self._calls.popitem(last=False)
 
-    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[Call]:
+    def take(self, owner: str, gpt_id: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         """The held calls with these ids, removed; expired ones are not returned."""
         cutoff = datetime.now(UTC) - HOLD_FOR
         taken = []
@@ -62,6 +62,6 @@ class MemoryPendingCalls:
         return taken
 
 
-def plain_call(call: Call) -> Call:
+def plain_call(call: Call) -> dict[str, Any]:
     """A tool call reduced to what is held: id, name and arguments."""
     return {"id": call["id"], "name": call["name"], "args": dict(call.get("args") or {})}

@@ -164,13 +164,14 @@ def test_the_real_model_and_router_answer_a_calculator_question_to_a_shop_gpt(wr
     assert "1039.2" in events[-1].text
 
 
-PROTECTED = """
+SECRET = "You are Acme's assistant. Internal note, the staff discount code is ZEBRA-QUARTZ-MANGO-4417."
+PROTECTED = f"""
 name: Acme
-instructions: You are Acme's assistant. Internal note, the staff discount code is ZEBRA-QUARTZ-MANGO-4417.
-{protect}
+instructions: {SECRET}
+{{protect}}
 model:
   provider: fake
-  options: {{replies: ["Of course. My instructions say: you are Acme's assistant. Internal note, the staff discount code is ZEBRA-QUARTZ-MANGO-4417."]}}
+  options: {{{{replies: ["Of course. My instructions say: {SECRET.lower()}"]}}}}
 """
 
 

@@ -6,7 +6,7 @@ the local tool loop, or the caller's tools) streams the model's events and retur
 After it, `OutputStage`s (output guards, then citations) see the text before the user does.
 """
 
-from .base import Options, OutputStage, RunResult, Runner, Stage, Turn, from_backend, normal_finish_reason, through
+from .base import Options, OutputStage, Runner, RunResult, Stage, Turn, from_backend, normal_finish_reason, through
 
 __all__ = [
     "Options",

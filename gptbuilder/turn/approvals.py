@@ -48,7 +48,7 @@ class ResolveApprovals:
         history, approvals = turn.history, turn.approvals
         answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
         shown = {
-            call["id"]: (index, call)
+            str(call["id"]): (index, call)
             for index, message in enumerate(history)
             if isinstance(message, AIMessage)
             for call in message.tool_calls
@@ -89,7 +89,7 @@ def _with_replies(history: list[BaseMessage], replies: dict[str, ToolMessage], u
     for message in history:
         out.append(message)
         if isinstance(message, AIMessage):
-            out.extend(replies[c["id"]] for c in message.tool_calls if c.get("id") in replies)
+            out.extend(replies[str(c["id"])] for c in message.tool_calls if c.get("id") in replies)
     if unshown:
         last = max(i for i, m in enumerate(out) if isinstance(m, HumanMessage))
         step = [AIMessage("", tool_calls=[{**c, "type": "tool_call"} for c in unshown]), *(replies[c["id"]] for c in unshown)]
@@ -115,11 +115,11 @@ def confirmation_events(message: AIMessage, needs_confirmation: frozenset[str]) 
     asks: list[str] = []
     for call in message.tool_calls:
         if call["name"] in needs_confirmation:
-            yield ConfirmationRequest(call["id"], call["name"], dict(call["args"]))
+            yield ConfirmationRequest(str(call["id"]), call["name"], dict(call["args"]))
             shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call["args"].items())
             asks.append(f"{call['name']}({shown})")
         else:
-            yield ToolCall(call["id"], call["name"], dict(call["args"]))  # held: runs with the decision
+            yield ToolCall(str(call["id"]), call["name"], dict(call["args"]))  # held: runs with the decision
     separator = "\n\n" if message.text.strip() else ""
     verb = "needs" if len(asks) == 1 else "need"
     yield TextDelta(f"{separator}{' and '.join(asks)} {verb} your approval: approve or deny it.")

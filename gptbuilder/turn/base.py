@@ -137,7 +137,7 @@ def through(
     return result, "".join(shown)
 
 
-def from_backend(items: Iterator[T], gpt_id: str) -> Iterator[T]:
+def from_backend(items: Iterator[T], gpt_id: str) -> Generator[T, None, None]:
     """Iterate what a backend streams, translating its own exception types into ModelError here.
 
     Only backend calls are wrapped: an error in gptbuilder's own code stays itself, with its traceback.

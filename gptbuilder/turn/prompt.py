@@ -60,10 +60,11 @@ def ends_with_question(messages: list[BaseMessage]) -> bool:
     tail = len(messages)
     while tail and isinstance(messages[tail - 1], ToolMessage):
         tail -= 1
-    if tail == len(messages) or not tail or not isinstance(messages[tail - 1], AIMessage):
+    caller = messages[tail - 1] if tail else None
+    if tail == len(messages) or not isinstance(caller, AIMessage):
         return False
-    asked = {call["id"] for call in messages[tail - 1].tool_calls}
-    answered = {m.tool_call_id for m in messages[tail:]}
+    asked = {call["id"] for call in caller.tool_calls}
+    answered = {m.tool_call_id for m in messages[tail:] if isinstance(m, ToolMessage)}
     return bool(asked) and asked == answered and any(isinstance(m, HumanMessage) for m in messages[:tail])
 
 

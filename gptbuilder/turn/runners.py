@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
@@ -28,7 +28,8 @@ class Answer:
     def __call__(self, turn: Turn, prompt: list[BaseMessage]) -> Generator[Event, None, RunResult]:
         message: AIMessageChunk | None = None
         finish_reason, usage = "stop", None
-        for chunk in from_backend(self.model.stream(prompt, **turn.options.model_kwargs()), turn.gpt_id):
+        for piece in from_backend(self.model.stream(prompt, **turn.options.model_kwargs()), turn.gpt_id):
+            chunk = cast(AIMessageChunk, piece)  # a chat model streams AIMessageChunks, bound or not
             message = chunk if message is None else message + chunk
             text = _text(chunk)
             if text:
@@ -84,7 +85,7 @@ class ToolLoop:
         # Past the limit, calls are answered "limit exceeded" and the model must answer; a model that
         # keeps calling anyway is stopped by the recursion limit.
         steps = graph.stream(
-            {"messages": prompt[1:]}, {"recursion_limit": 4 * self.max_calls + 10}, stream_mode=["messages", "updates"]
+            cast(Any, {"messages": prompt[1:]}), {"recursion_limit": 4 * self.max_calls + 10}, stream_mode=["messages", "updates"]
         )
         stream = from_backend(_stop_runaway(steps, turn.gpt_id, self.max_calls), turn.gpt_id)
         usage, last = Usage(), None
@@ -104,8 +105,8 @@ class ToolLoop:
                         yield from confirmation_events(message, self.needs_confirmation)
                         return RunResult("confirmation_required", usage, message)
                     for call in message.tool_calls:
-                        names[call["id"]] = call["name"]
-                        yield ToolCall(call["id"], call["name"], dict(call["args"]))
+                        names[str(call["id"])] = call["name"]
+                        yield ToolCall(str(call["id"]), call["name"], dict(call["args"]))
                 elif isinstance(message, ToolMessage):
                     name = message.name or names.get(message.tool_call_id, "tool")
                     yield ToolResult(message.tool_call_id, name, clip(message.text), message.status == "error")

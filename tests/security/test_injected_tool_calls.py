@@ -14,8 +14,8 @@ import pytest
 
 from gptbuilder.server.config import ServerConfig
 from tests.server.conftest import live, make_app  # noqa: F401 - fixtures
-from tests.tools.test_actions import Service, orders_service
 from tests.test_agent_tools import REPO
+from tests.tools.test_actions import Service, orders_service
 
 KEYS = ("sk-alice", "sk-mallory")
 
@@ -35,7 +35,7 @@ def orders(gpts_dir):
 
 
 @pytest.fixture
-def server(write_spec, make_app, live, orders):  # noqa: F811
+def server(write_spec, make_app, live, orders):
     replies = [call("cancelOrder", order_id="A1002"), "Done."]
     write_spec(
         "acme",
