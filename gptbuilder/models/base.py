@@ -1,10 +1,18 @@
-"""What the in-process backends share: sampling fields, per-call overrides and the final usage chunk."""
+"""The backend contract: what the agent may ask of a chat model, and the defaults behind it.
+
+Every model a provider builds is a langchain-core `BaseChatModel` that also implements `ChatBackend`:
+the context window it sees and a token count for messages. In-process backends additionally decode
+(`LocalChatBackend`; see local.py for the shared implementation). `context_window_of` and
+`count_tokens` are the only ways the agent asks; a plain langchain chat model handed to
+`compile_agent` directly (tests, notebooks) gets the documented defaults.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+import inspect
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -12,11 +20,83 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import Field
+from typing_extensions import TypeIs
 
-from .registry import DEFAULT_MAX_TOKENS
+if TYPE_CHECKING:
+    from ..spec import ModelConfig
 
-SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+DEFAULT_MAX_TOKENS = 512
+# Tokens a model sees when neither the spec nor the model says: the embedded SmolLM2 runs with this many
+# (llama.cpp allocates the whole KV cache up front, so in-process models get a small one).
+DEFAULT_CONTEXT_WINDOW = 4096
+# Remote endpoints allocate on their side and serve models with far larger windows; trimming a chat
+# with gpt-4o-mini or a vLLM model to 4096 tokens would drop history for nothing, so they get more.
+DEFAULT_REMOTE_CONTEXT_WINDOW = 16_384
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """What the agent asks of every chat model besides langchain's own interface."""
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model can attend to (prompt and answer together)."""
+        ...
+
+    def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Tokens these messages take in this model's prompt (its tokenizer, or an estimate)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a backend reports after decoding: token counts and why it stopped."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@runtime_checkable
+class LocalChatBackend(ChatBackend, Protocol):
+    """An in-process model: it also decodes OpenAI-style messages itself, optionally held to a JSON schema."""
+
+    def _decode(
+        self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
+    ) -> Generator[str, None, Decoded]:
+        """Yield text pieces; return the token counts and finish reason."""
+        ...
+
+
+def is_chat_backend(model: object) -> TypeIs[ChatBackend]:
+    """Whether ``model`` implements ChatBackend, without evaluating its attributes.
+
+    Python 3.11's `isinstance(model, ChatBackend)` reads `context_window`, and for a local model that
+    property loads the weights; a static lookup (what 3.12's isinstance does) only sees that it exists.
+    """
+    members = ("context_window", "count_message_tokens")
+    return all(inspect.getattr_static(model, name, None) is not None for name in members)
+
+
+def context_window_of(model: BaseChatModel, config: ModelConfig) -> int:
+    """Tokens the model can attend to: the spec's value, else the backend's, else DEFAULT_CONTEXT_WINDOW."""
+    if config.context_window:
+        return config.context_window
+    return model.context_window if is_chat_backend(model) else DEFAULT_CONTEXT_WINDOW
+
+
+def count_tokens(model: BaseChatModel, messages: Sequence[BaseMessage]) -> int:
+    """Tokens the messages take for this model: the backend's own count, else langchain's estimate."""
+    if is_chat_backend(model):
+        return model.count_message_tokens(messages)
+    return approximate_tokens(messages)
+
+
+def approximate_tokens(messages: Sequence[BaseMessage]) -> int:
+    """An estimate from characters, for backends without a local tokenizer (remote ones never download one)."""
+    from langchain_core.messages.utils import count_tokens_approximately
+
+    return count_tokens_approximately(messages)
 
 
 class StreamingChatModel(BaseChatModel):
@@ -36,120 +116,6 @@ class StreamingChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """What a backend reports after decoding: token counts and why it stopped."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-
-
-class LocalChatModel(StreamingChatModel):
-    """An in-process model: sampling settings (per-call kwargs override them) and tool calling.
-
-    Backends implement `_decode` (text pieces for OpenAI-style messages, optionally held to a JSON
-    schema); this class turns that into chat chunks, and plans tool turns (see tool_calling.plan_turn).
-    """
-
-    temperature: float = 0.2
-    top_p: float = 0.95
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
-    # Who decides between answering and calling a tool: "embedding" (a router; see tool_routing.py) or "model".
-    tool_routing: str = "embedding"
-    tool_route_threshold: float = 0.3
-
-    def tool_choice_for(self, tools: Sequence[Any], messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> Any:
-        """The tool choice to decode this turn with: after a tool result, an answer; else routed."""
-        from langchain_core.messages import ToolMessage
-
-        from .tool_routing import routed_choice
-
-        if messages and isinstance(messages[-1], ToolMessage):
-            return "none"  # small models loop on tools; once a result is in, the next reply is the answer
-        mode = kwargs.get("tool_routing") or self.tool_routing
-        return routed_choice(tools, messages, kwargs.get("tool_choice"), mode=mode, threshold=self.tool_route_threshold)
-
-    def sampling_params(self, stop: list[str] | None, kwargs: dict[str, Any], extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
-        """The instance's settings, overridden by non-None call kwargs, with call `stop` strings appended."""
-        params: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-            "seed": self.seed,
-        }
-        params.update({k: v for k, v in kwargs.items() if k in SAMPLING_KEYS + extra_keys and v is not None})
-        if isinstance(params["stop"], str):
-            params["stop"] = [params["stop"]]
-        params["stop"] = [s for s in [*params["stop"], *(stop or [])] if s]
-        return params
-
-    def _decode(
-        self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
-    ) -> Generator[str, None, Decoded]:
-        """Generate for OpenAI-style messages, yielding text pieces; ``schema`` constrains the output."""
-        raise NotImplementedError
-
-    def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The sampling parameters of one call."""
-        return self.sampling_params(stop, kwargs)
-
-    def model_name(self) -> str:
-        """The name reported in response metadata."""
-        return self._llm_type
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        from langchain_core.messages.utils import convert_to_openai_messages
-
-        from .tool_calling import parse_arguments, parse_reply, plan_turn, reply_chunk
-
-        params = self.decode_params(stop, kwargs)
-        tools = kwargs.get("tools")
-        turn = None
-        if tools:
-            choice = self.tool_choice_for(tools, messages, kwargs)
-            turn = plan_turn(tools, messages, choice, constrained=kwargs.get("constrained", True))
-        if turn is None or turn.kind == "answer":
-            chat = turn.messages if turn else convert_to_openai_messages(messages, text_format="string")
-            run = _Run(self._decode(chat, params, None))
-            for text in run:
-                if run_manager:
-                    run_manager.on_llm_new_token(text)
-                yield ChatGenerationChunk(message=AIMessageChunk(content=text))
-            yield final_chunk(run.result.prompt_tokens, run.result.completion_tokens, run.result.finish_reason, self.model_name())
-            return
-        if turn.kind == "arguments" and "repeat_penalty" in params:
-            # Arguments are mostly copied from the request; a repeat penalty garbles the copy ("sum((" -> "sum({").
-            params = {**params, "repeat_penalty": 1.0}
-        # A JSON reply is only meaningful once complete: collect it, then emit the parsed message.
-        run = _Run(self._decode(turn.messages, params, turn.schema))
-        text = "".join(run)
-        message = parse_arguments(turn.tool, text) if turn.kind == "arguments" else parse_reply(text)
-        finish_reason = "tool_calls" if message.tool_calls or message.invalid_tool_calls else run.result.finish_reason
-        yield reply_chunk(message)
-        yield final_chunk(run.result.prompt_tokens, run.result.completion_tokens, finish_reason, self.model_name())
-
-
-class _Run:
-    """Iterates a decoding generator and keeps the `Decoded` it returns."""
-
-    def __init__(self, generator: Generator[str, None, Decoded]):
-        self.generator = generator
-        self.result = Decoded(0, 0, "stop")
-
-    def __iter__(self) -> Iterator[str]:
-        self.result = yield from self.generator
 
 
 def final_chunk(prompt_tokens: int, completion_tokens: int, finish_reason: str, model_name: str) -> ChatGenerationChunk:

@@ -15,13 +15,20 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import StreamingChatModel, final_chunk
-from .registry import DEFAULT_MAX_TOKENS, Provider, option_problems
+from .base import DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_TOKENS, StreamingChatModel, final_chunk
+from .options import expect, number, option_problems
+from .registry import Provider
 
 if TYPE_CHECKING:
     from ..spec import ModelConfig
 
-_OPTIONS = {"replies", "fail_after"}
+_OPTIONS = {
+    "replies": expect(
+        lambda value: isinstance(value, str) or (isinstance(value, list) and all(isinstance(r, str) for r in value)),
+        "a text or a list of texts",
+    ),
+    "fail_after": number(0, whole=True),
+}
 
 
 class FakeChatModel(StreamingChatModel):
@@ -36,7 +43,7 @@ class FakeChatModel(StreamingChatModel):
     replies: list[str] = Field(default_factory=list)
     max_tokens: int = DEFAULT_MAX_TOKENS
     fail_after: int | None = None
-    context_window: int = 8192
+    context_window: int = DEFAULT_CONTEXT_WINDOW
     _turn: Iterator[int] = PrivateAttr(default_factory=itertools.count)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -91,21 +98,17 @@ class FakeProvider(Provider):
     def create(self, config: ModelConfig, *, base_dir: Path) -> FakeChatModel:
         """A fresh fake model for this spec."""
         self.ensure_valid(config, base_dir=base_dir)
-        replies = config.options.get("replies", [])
+        replies = config.options.get("replies") or []
         return FakeChatModel(
             replies=[replies] if isinstance(replies, str) else list(replies),
             max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
             fail_after=config.options.get("fail_after"),
-            context_window=config.context_window or 8192,
+            context_window=config.context_window or DEFAULT_CONTEXT_WINDOW,
         )
 
     def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
         """Options must be known; replies must be text."""
-        problems = option_problems(config.options, _OPTIONS, self.name)
-        replies = config.options.get("replies", [])
-        if not isinstance(replies, (str, list)) or not all(isinstance(r, str) for r in ([replies] if isinstance(replies, str) else replies)):
-            problems.append(("options", "replies must be a text or a list of texts"))
-        return problems
+        return option_problems(config.options, _OPTIONS, self.name)
 
 
 provider = FakeProvider()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,23 +11,36 @@ from typing import TYPE_CHECKING, Any
 from langchain_openai import ChatOpenAI
 
 from ..errors import ModelError
-from .registry import Provider, option_problems
+from .base import DEFAULT_REMOTE_CONTEXT_WINDOW, approximate_tokens
+from .options import expect, option_problems
+from .registry import Provider
 
 if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
     from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
     from ..spec import ModelConfig
 
-DEFAULT_REMOTE_CONTEXT = 16_384
 NO_KEY = "sk-no-key-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
-_OPTIONS = {"headers", "organization", "extra_body"}
+_OPTIONS = {
+    "headers": expect(
+        lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+        "a mapping of header names to texts",
+    ),
+    "organization": expect(lambda value: isinstance(value, str), "a text"),
+    "extra_body": expect(lambda value: isinstance(value, dict), "a mapping of request fields"),
+}
 
 
 class ChatOpenAICompatible(ChatOpenAI):
-    """ChatOpenAI whose failures arrive as ModelError naming the endpoint and the fix."""
+    """ChatOpenAI as a ChatBackend, whose failures arrive as ModelError naming the endpoint and the fix."""
 
-    context_window: int = DEFAULT_REMOTE_CONTEXT
+    context_window: int = DEFAULT_REMOTE_CONTEXT_WINDOW
     api_key_env: str | None = None
+
+    def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """An estimate: the endpoint's tokenizer is not here (and ChatOpenAI's own counter downloads tiktoken's)."""
+        return approximate_tokens(messages)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -129,7 +142,7 @@ class OpenAIProvider(Provider):
             "timeout": config.timeout,
             "max_retries": config.max_retries,
             "stream_usage": True,
-            "context_window": config.context_window or DEFAULT_REMOTE_CONTEXT,
+            "context_window": config.context_window or DEFAULT_REMOTE_CONTEXT_WINDOW,
         }
         optional = {
             "temperature": config.temperature,

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError, did_you_mean
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import BaseMessage
 
     from ..spec import ModelConfig
 
 GROUP = "gptbuilder.models"
-DEFAULT_MAX_TOKENS = 512
-DEFAULT_CONTEXT_WINDOW = 8192
 
 _lock = threading.Lock()
 _registered: dict[str, Provider] = {}
@@ -30,31 +26,25 @@ class Provider:
 
     Third-party packages subclass this and expose an instance under the
     `gptbuilder.models` entry-point group; the entry-point name is what specs write
-    in `model.provider`.
+    in `model.provider`. The models it creates implement `gptbuilder.models.base.ChatBackend`.
     """
 
     name: str = ""
 
     def create(self, config: ModelConfig, *, base_dir: Path) -> BaseChatModel:
-        """Return a ready chat model for this config (paths relative to ``base_dir``)."""
+        """Return a ready chat model, a ChatBackend, for this config (paths relative to ``base_dir``)."""
         raise NotImplementedError
 
     def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
-        """Cheap checks for `gptbuilder validate`: (field, message) pairs; loads nothing."""
+        """Cheap checks for `gptbuilder validate`: (field, message) pairs, the field relative to `model.`
+        (`"name"`, `"options.device"`); loads nothing. `options.option_problems` checks `model.options`."""
         return []
 
     def ensure_valid(self, config: ModelConfig, *, base_dir: Path) -> None:
-        """Raise ModelError for the first problem `check` finds."""
-        for field, message in self.check(config, base_dir=base_dir):
-            raise ModelError(f"model.{field}: {message}")
-
-
-def option_problems(options: dict[str, Any], known: set[str], provider: str) -> list[tuple[str, str]]:
-    """A (field, message) problem when `model.options` holds keys the provider does not know."""
-    unknown = sorted(set(options) - known)
-    if not unknown:
-        return []
-    return [("options", f"unknown option(s) for provider {provider}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")]
+        """Raise one ModelError naming every problem `check` finds."""
+        problems = self.check(config, base_dir=base_dir)
+        if problems:
+            raise ModelError("; ".join(f"model.{field}: {message}" for field, message in problems))
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -105,20 +95,14 @@ def get_provider(name: str) -> Provider:
 
 
 def create_model(config: ModelConfig, *, base_dir: Path) -> BaseChatModel:
-    """Build the chat model a spec's `model:` section asks for."""
-    return get_provider(config.provider).create(config, base_dir=base_dir)
+    """Build the chat model a spec's `model:` section asks for; ModelError unless it is a ChatBackend."""
+    from .base import is_chat_backend
 
+    model = get_provider(config.provider).create(config, base_dir=base_dir)
+    if not is_chat_backend(model):
+        raise ModelError(
+            f"provider {config.provider!r} built a {type(model).__name__}, which lacks `context_window` or "
+            "`count_message_tokens`; its models must implement gptbuilder.models.base.ChatBackend"
+        )
+    return model
 
-def context_window_of(model: Any, config: ModelConfig) -> int:
-    """Tokens the model can attend to: the spec's value, else the backend's, else a safe default."""
-    return config.context_window or getattr(model, "context_window", None) or DEFAULT_CONTEXT_WINDOW
-
-
-def count_tokens(model: Any, messages: Sequence[BaseMessage]) -> int:
-    """Tokens the messages take for this model: its own tokenizer when it has one, else an estimate."""
-    counter = getattr(model, "count_message_tokens", None)
-    if counter is not None:
-        return counter(messages)
-    from langchain_core.messages.utils import count_tokens_approximately
-
-    return count_tokens_approximately(messages)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.messages.utils import convert_to_openai_messages
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 OpenAITool = dict[str, Any]
@@ -159,11 +160,11 @@ def template_messages(messages: Sequence[BaseMessage], instructions: str) -> lis
 def reply_chunk(message: AIMessage) -> ChatGenerationChunk:
     """A parsed reply as one stream chunk, tool calls as tool-call chunks (arguments as JSON text)."""
     chunks = [
-        {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": i, "type": "tool_call_chunk"}
+        tool_call_chunk(name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i)
         for i, call in enumerate(message.tool_calls)
     ]
     chunks += [
-        {"name": bad["name"], "args": bad["args"], "id": bad["id"], "index": len(chunks) + i, "type": "tool_call_chunk"}
+        tool_call_chunk(name=bad["name"], args=bad["args"], id=bad["id"], index=len(chunks) + i)
         for i, bad in enumerate(message.invalid_tool_calls)
     ]
     return ChatGenerationChunk(message=AIMessageChunk(content=message.text, tool_call_chunks=chunks))

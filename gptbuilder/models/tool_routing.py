@@ -19,11 +19,16 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from .options import OptionCheck, number, one_of
 from .tool_calling import OpenAITool
 
 DEFAULT_THRESHOLD = 0.3
 ROUTING_MODES = ("embedding", "model")
-ROUTING_OPTIONS = {"tool_routing", "tool_route_threshold"}
+# The `model.options` every local model takes, with their checks (see options.option_problems).
+ROUTING_OPTIONS: dict[str, OptionCheck | None] = {
+    "tool_routing": one_of(*ROUTING_MODES),
+    "tool_route_threshold": number(-1, 1, meaning="a cosine similarity"),
+}
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 
@@ -124,22 +129,6 @@ def routed_choice(
 
 
 def routing_fields(options: dict[str, Any]) -> dict[str, Any]:
-    """Pop the routing keys out of a spec's `model.options` as chat-model fields."""
-    fields = {}
-    if "tool_routing" in options:
-        fields["tool_routing"] = options.pop("tool_routing")
-    if "tool_route_threshold" in options:
-        fields["tool_route_threshold"] = options.pop("tool_route_threshold")
-    return fields
-
-
-def routing_problems(options: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, message) problems with the routing keys of `model.options`."""
-    problems = []
-    mode = options.get("tool_routing", "embedding")
-    if mode not in ROUTING_MODES:
-        problems.append(("options.tool_routing", f"must be one of {', '.join(ROUTING_MODES)}, not {mode!r}"))
-    threshold = options.get("tool_route_threshold", DEFAULT_THRESHOLD)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-        problems.append(("options.tool_route_threshold", f"must be a number from -1 to 1 (a cosine similarity), not {threshold!r}"))
-    return problems
+    """Pop the routing keys out of a spec's `model.options` as chat-model fields (null means unset)."""
+    fields = {key: options.pop(key) for key in ROUTING_OPTIONS if key in options}
+    return {key: value for key, value in fields.items() if value is not None}

@@ -2,52 +2,47 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import Decoded, LocalChatModel
-from .registry import DEFAULT_CONTEXT_WINDOW, Provider
-from .tool_routing import ROUTING_OPTIONS, routing_fields, routing_problems
+from .base import DEFAULT_CONTEXT_WINDOW, Decoded
+from .embedded import check_gguf, default_model_path, is_embedded
+from .local import LocalChatModel, LocalProvider, Runtime, RuntimeCache
+from .options import OptionCheck, boolean, expect, one_of
 
 if TYPE_CHECKING:
     from ..spec import ModelConfig
 
 INSTALL_HINT = "pip install 'gptbuilder[gpu]'"
-OPTIONS = ("device", "dtype", "trust_remote_code", *sorted(ROUTING_OPTIONS))
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # Some configs claim context windows of millions of tokens; attention cost grows with what we let in.
 MAX_AUTO_CONTEXT = 32_768
-_MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|xpu|cuda|cuda:\d+|xpu:\d+|npu|npu:\d+)$")
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-@dataclass
-class _Runtime:
-    """One loaded model and tokenizer with the lock that serialises generation on them."""
+@dataclass(kw_only=True)
+class TransformersRuntime(Runtime):
+    """One loaded model and tokenizer, with what generation needs to know about them."""
 
     model: Any
     tokenizer: Any
-    lock: threading.Lock
     context_window: int
     eos_ids: frozenset[int]
     grammars: dict[str, Any] = field(default_factory=dict)  # JSON schema text -> compiled xgrammar grammar
     compiler: Any = None
 
 
-_runtimes: dict[tuple, _Runtime] = {}
-_load_lock = threading.Lock()
+_runtimes: RuntimeCache[TransformersRuntime] = RuntimeCache()
 
 
 def _import_transformers() -> Any:
@@ -65,9 +60,7 @@ def resolve_model(name: str | None, base_dir: Path) -> str:
     Omitted or 'smollm2' is the embedded SmolLM2 GGUF. Relative paths resolve against ``base_dir``;
     a name that is not on disk and looks like `org/model` is a Hugging Face Hub id.
     """
-    from .llama_cpp import DEFAULT_MODEL_ALIASES, default_model_path
-
-    if name is None or name.lower() in DEFAULT_MODEL_ALIASES:
+    if name is None or is_embedded(name):
         return str(default_model_path())
     expanded = os.path.expanduser(name)
     path = Path(expanded) if os.path.isabs(expanded) else base_dir / expanded
@@ -92,8 +85,6 @@ def _is_local(model: str) -> bool:
 
 def check_model_source(model: str) -> None:
     """Raise ModelError unless ``model`` is a hub id, a model folder or a GGUF file (reads no weights)."""
-    from .llama_cpp import check_gguf
-
     if not _is_local(model):
         return
     path = Path(model)
@@ -110,26 +101,6 @@ def check_model_source(model: str) -> None:
             f"{path} is not a transformers model folder (it has no config.json); "
             "save one with save_pretrained(), or point model.name at a .gguf file or a Hugging Face model id"
         )
-
-
-def check_options(options: dict[str, Any]) -> list[str]:
-    """Problems with `model.options` for this provider, each a sentence naming the option."""
-    problems = []
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        names = ", ".join(map(str, unknown))
-        problems.append(f"unknown option(s) for provider transformers: {names} (allowed: {', '.join(OPTIONS)})")
-    device = options.get("device")
-    if device is not None and (not isinstance(device, str) or not _DEVICE_PATTERN.match(device)):
-        problems.append(f"device: {device!r} is not a device like cpu, cuda, cuda:1, mps or auto")
-    dtype = options.get("dtype")
-    if dtype is not None and dtype not in DTYPES:
-        problems.append(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
-    trust = options.get("trust_remote_code")
-    if trust is not None and not isinstance(trust, bool):
-        problems.append(f"trust_remote_code: {trust!r} must be true or false")
-    problems.extend(f"{name.removeprefix('options.')}: {message}" for name, message in routing_problems(options))
-    return problems
 
 
 def _pick_device(device: str | None) -> str:
@@ -161,7 +132,7 @@ def _short(exc: BaseException) -> str:
 
 def load_model(
     model: str, *, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False
-) -> _Runtime:
+) -> TransformersRuntime:
     """Load a model once per process (per device and dtype) and share it; later calls return the same one."""
     transformers = _import_transformers()
     import torch
@@ -174,14 +145,12 @@ def load_model(
         folder = str(Path(folder).resolve())
     device = _pick_device(device)
     dtype = _pick_dtype(dtype, device)
-    key = (folder, gguf_file, device, dtype, trust_remote_code)
-    with _load_lock:
-        if key in _runtimes:
-            return _runtimes[key]
-        where = f"{folder}/{gguf_file}" if gguf_file else folder
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if gguf_file:
-            kwargs["gguf_file"] = gguf_file
+    where = f"{folder}/{gguf_file}" if gguf_file else folder
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+
+    def load() -> TransformersRuntime:
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
             loaded = transformers.AutoModelForCausalLM.from_pretrained(
@@ -190,11 +159,14 @@ def load_model(
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError, ImportError...
             raise ModelError(_load_failure(model, where, exc)) from exc
         loaded.eval()
-        runtime = _Runtime(
-            loaded, tokenizer, threading.Lock(), _context_window(loaded, tokenizer), _eos_ids(loaded, tokenizer)
+        return TransformersRuntime(
+            model=loaded,
+            tokenizer=tokenizer,
+            context_window=_context_window(loaded, tokenizer),
+            eos_ids=_eos_ids(loaded, tokenizer),
         )
-        _runtimes[key] = runtime
-        return runtime
+
+    return _runtimes.get((folder, gguf_file, device, dtype, trust_remote_code), load)
 
 
 def _load_failure(model: str, where: str, exc: Exception) -> str:
@@ -252,7 +224,7 @@ class ChatTransformers(LocalChatModel):
     dtype: str | None = Field(None, description="auto, bfloat16, float16 or float32")
     trust_remote_code: bool = False
     max_context: int | None = Field(None, description="Tokens the model may see; default from its config")
-    _runtime: _Runtime | None = PrivateAttr(default=None)
+    _runtime: TransformersRuntime | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -268,7 +240,7 @@ class ChatTransformers(LocalChatModel):
         return self.max_context or self.runtime.context_window
 
     @property
-    def runtime(self) -> _Runtime:
+    def runtime(self) -> TransformersRuntime:
         """The shared model and tokenizer, loaded on first use."""
         if self._runtime is None:
             self._runtime = load_model(
@@ -276,10 +248,9 @@ class ChatTransformers(LocalChatModel):
             )
         return self._runtime
 
-    def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
-        """Tokens these messages take, with this model's tokenizer and chat template overhead."""
-        tokenizer = self.runtime.tokenizer
-        return sum(len(tokenizer.encode(m.text, add_special_tokens=False)) + _MESSAGE_OVERHEAD for m in messages)
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes with the model's tokenizer."""
+        return len(self.runtime.tokenizer.encode(text, add_special_tokens=False))
 
     def _encode(self, chat: list[dict[str, Any]]) -> Any:
         tokenizer = self.runtime.tokenizer
@@ -305,7 +276,7 @@ class ChatTransformers(LocalChatModel):
                 break
         return tokenizer.apply_chat_template(rest, **options)
 
-    def _generate_kwargs(self, params: dict[str, Any], runtime: _Runtime) -> dict[str, Any]:
+    def _generate_kwargs(self, params: dict[str, Any], runtime: TransformersRuntime) -> dict[str, Any]:
         tokenizer = runtime.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(runtime.eos_ids), None)
         kwargs: dict[str, Any] = {"max_new_tokens": int(params["max_tokens"]), "pad_token_id": pad}
@@ -318,7 +289,7 @@ class ChatTransformers(LocalChatModel):
             kwargs.update(stop_strings=params["stop"], tokenizer=tokenizer)
         return kwargs
 
-    def _grammar_processor(self, runtime: _Runtime, schema: dict[str, Any]) -> Any:
+    def _grammar_processor(self, runtime: TransformersRuntime, schema: dict[str, Any]) -> Any:
         """A logits processor holding generation to ``schema`` (xgrammar; grammars cached per schema)."""
         try:
             import xgrammar
@@ -395,8 +366,8 @@ class ChatTransformers(LocalChatModel):
                 cancel.set()
                 thread.join()
             if "error" in result:
-                exc = result["error"]
-                raise ModelError(f"{self.model_name()}: generation failed: {_short(exc)}") from exc
+                error = result["error"]
+                raise ModelError(f"{self.model_name()}: generation failed: {_short(error)}") from error
             output = result.get("output")
             if output is not None:
                 sequence = output[0] if getattr(output, "ndim", 1) > 1 else output
@@ -429,45 +400,38 @@ def _split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
     return text[: len(text) - held], text[len(text) - held :], False
 
 
-class TransformersProvider(Provider):
+class TransformersProvider(LocalProvider):
     """`provider: transformers` — any Hugging Face causal LM (hub id, folder or .gguf), CUDA when present."""
 
     name = "transformers"
+    options: ClassVar[Mapping[str, OptionCheck | None]] = {
+        "device": expect(
+            lambda value: isinstance(value, str) and bool(_DEVICE_PATTERN.match(value)),
+            "a device like cpu, cuda, cuda:1, mps or auto",
+        ),
+        "dtype": one_of(*DTYPES),
+        "trust_remote_code": boolean(),
+    }
+    requires = ("torch", "transformers")
+    install_hint = INSTALL_HINT
 
-    def create(self, config: ModelConfig, *, base_dir: Path) -> ChatTransformers:
-        """Build the chat model; the weights load (once per process) on first use."""
-        options = dict(config.options)
-        problems = check_options(options)
-        if problems:
-            raise ModelError("model.options: " + "; ".join(problems))
-        model = resolve_model(config.name, base_dir)
-        check_model_source(model)
-        fields: dict[str, Any] = {
-            "model": model,
+    def check_source(self, config: ModelConfig, base_dir: Path) -> None:
+        """A local model path exists and holds a model; a hub id is left for load time."""
+        check_model_source(resolve_model(config.name, base_dir))
+
+    def model_fields(self, config: ModelConfig, base_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+        """The model source, device, dtype and context size."""
+        return {
+            "model": resolve_model(config.name, base_dir),
             "device": options.get("device"),
             "dtype": options.get("dtype"),
-            "trust_remote_code": bool(options.get("trust_remote_code", False)),
+            "trust_remote_code": bool(options.get("trust_remote_code") or False),
             "max_context": config.context_window,
-            **routing_fields(options),
-            "stop": list(config.stop),
-            "seed": config.seed,
         }
-        for key in ("temperature", "top_p", "max_tokens"):
-            if getattr(config, key) is not None:
-                fields[key] = getattr(config, key)
-        return ChatTransformers(**fields)
 
-    def check(self, config: ModelConfig, *, base_dir: Path) -> list[tuple[str, str]]:
-        """transformers is installed, the options are known, and a local model path exists; loads nothing."""
-        problems = [("options", message) for message in check_options(dict(config.options))]
-        missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
-        if missing:
-            problems.append(("provider", f"{' and '.join(missing)} not installed: `{INSTALL_HINT}`"))
-        try:
-            check_model_source(resolve_model(config.name, base_dir))
-        except ModelError as exc:
-            problems.append(("name", str(exc)))
-        return problems
+    def build(self, **fields: Any) -> ChatTransformers:
+        """A ChatTransformers."""
+        return ChatTransformers(**fields)
 
 
 provider = TransformersProvider()

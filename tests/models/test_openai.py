@@ -17,7 +17,8 @@ from gptbuilder.agent import Agent, compile_agent
 from gptbuilder.errors import ModelError, SpecError
 from gptbuilder.events import Done, TextDelta, Usage
 from gptbuilder.loader import load_spec
-from gptbuilder.models.openai import DEFAULT_REMOTE_CONTEXT, ChatOpenAICompatible, provider
+from gptbuilder.models.base import DEFAULT_REMOTE_CONTEXT_WINDOW
+from gptbuilder.models.openai import ChatOpenAICompatible, provider
 from gptbuilder.spec import ModelConfig
 from tests.fake_openai_server import FakeOpenAIServer
 
@@ -189,7 +190,7 @@ def test_the_context_window_comes_from_the_spec_or_a_remote_default(server, open
         load_spec(openai_spec("sized", name="gpt-test", base_url=server.base_url, api_key_env="MY_KEY", context_window=4096))
     )
     assert isinstance(plain.model, ChatOpenAICompatible)
-    assert plain.context_window == DEFAULT_REMOTE_CONTEXT
+    assert plain.context_window == DEFAULT_REMOTE_CONTEXT_WINDOW
     assert sized.context_window == 4096 and sized.model.context_window == 4096
 
 

@@ -16,17 +16,24 @@ from gptbuilder.agent import compile_agent
 from gptbuilder.errors import ModelError, SpecError
 from gptbuilder.loader import load_spec
 from gptbuilder.models import registry
-from gptbuilder.models.fake import FakeChatModel, FakeProvider
-from gptbuilder.models.openai import ChatOpenAICompatible
-from gptbuilder.models.registry import (
+from gptbuilder.models.base import (
     DEFAULT_CONTEXT_WINDOW,
-    GROUP,
-    Provider,
+    DEFAULT_REMOTE_CONTEXT_WINDOW,
+    ChatBackend,
+    LocalChatBackend,
     context_window_of,
     count_tokens,
+    is_chat_backend,
+)
+from gptbuilder.models.fake import FakeChatModel, FakeProvider
+from gptbuilder.models.local import LocalChatModel
+from gptbuilder.models.openai import ChatOpenAICompatible
+from gptbuilder.models.options import option_problems
+from gptbuilder.models.registry import (
+    GROUP,
+    Provider,
     create_model,
     get_provider,
-    option_problems,
     provider_names,
     register_provider,
     unregister_provider,
@@ -268,45 +275,124 @@ def test_any_failure_loading_an_entry_point_is_a_model_error_naming_it(
     assert "'flaky'" in str(info.value)
 
 
-# --- shared helpers ------------------------------------------------------------------------
+# --- the backend contract ------------------------------------------------------------------
 
 
-def test_count_tokens_uses_the_models_own_counter():
+class _Counted:
+    """A chat model outside gptbuilder that implements ChatBackend by hand."""
+
+    def __init__(self, window: int = 4096):
+        self.seen: list[Any] = []
+        self.window = window
+
+    @property
+    def context_window(self) -> int:
+        return self.window
+
+    def count_message_tokens(self, messages):
+        self.seen.append(list(messages))
+        return 99
+
+
+def test_every_builtin_backend_implements_the_contract(tmp_path):
+    remote = create_model(ModelConfig(provider="openai", name="gpt-test", base_url="http://127.0.0.1:9/v1"), base_dir=tmp_path)
+    local = create_model(ModelConfig(), base_dir=tmp_path)
+    transformers = create_model(ModelConfig(provider="transformers"), base_dir=tmp_path)
+    for model in (remote, local, transformers, create_model(ModelConfig(provider="fake"), base_dir=tmp_path)):
+        assert is_chat_backend(model), type(model)
+    # asking loads nothing, though a local model's context_window is a property that loads the weights
+    # (Python 3.11's isinstance(model, ChatBackend) would read it: is_chat_backend is the safe test)
+    assert local._runtime is None and transformers._runtime is None
+    for model in (local, transformers):
+        assert isinstance(model, LocalChatModel) and type(model)._decode is not LocalChatModel._decode
+    assert isinstance(remote, ChatBackend) and not isinstance(remote, LocalChatBackend)
+
+
+def test_one_default_context_window_for_in_process_models_a_larger_one_for_remote(tmp_path):
+    assert DEFAULT_CONTEXT_WINDOW == 4096  # what the embedded model has always run with
+    assert create_model(ModelConfig(), base_dir=tmp_path).n_ctx == DEFAULT_CONTEXT_WINDOW
+    assert create_model(ModelConfig(provider="fake"), base_dir=tmp_path).context_window == DEFAULT_CONTEXT_WINDOW
+    remote = create_model(ModelConfig(provider="openai", name="gpt-test", base_url="http://127.0.0.1:9/v1"), base_dir=tmp_path)
+    assert remote.context_window == DEFAULT_REMOTE_CONTEXT_WINDOW > DEFAULT_CONTEXT_WINDOW
+
+
+def test_a_provider_whose_model_breaks_the_contract_is_refused_by_name(tmp_path):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    class Plain(Provider):
+        name = "plain"
+
+        def create(self, config, *, base_dir):
+            return FakeListChatModel(responses=["hi"])
+
+    register_provider(Plain())
+    try:
+        with pytest.raises(ModelError, match=r"provider 'plain' built a FakeListChatModel.*ChatBackend"):
+            create_model(ModelConfig(provider="plain"), base_dir=tmp_path)
+    finally:
+        unregister_provider("plain")
+
+
+def test_count_tokens_uses_the_backends_own_count():
     assert count_tokens(FakeChatModel(), MESSAGES) == FakeChatModel().count_message_tokens(MESSAGES) == (2 + 4 + 2) + 3 * 3
-
-    seen: list[Any] = []
-
-    class Counted:
-        def count_message_tokens(self, messages):
-            seen.append(list(messages))
-            return 99
-
-    assert count_tokens(Counted(), MESSAGES) == 99
-    assert seen == [MESSAGES]
+    counted = _Counted()
+    assert count_tokens(counted, MESSAGES) == 99
+    assert counted.seen == [MESSAGES]
 
 
-def test_count_tokens_approximates_without_a_counter(tmp_path):
+def test_a_model_outside_the_contract_gets_the_estimate_and_the_default_window():
     expected = count_tokens_approximately(MESSAGES)
     assert expected > 0
-    assert count_tokens(object(), MESSAGES) == expected
+
+    class HalfDone:  # a token counter alone is not the contract: no guessing from parts of it
+        def count_message_tokens(self, messages):
+            raise AssertionError("not a ChatBackend; must not be asked")
+
+    for model in (object(), HalfDone()):
+        assert not is_chat_backend(model)
+        assert count_tokens(model, MESSAGES) == expected
+        assert context_window_of(model, ModelConfig()) == DEFAULT_CONTEXT_WINDOW
+
+
+def test_remote_models_estimate_without_a_tokenizer(tmp_path):
     # remote models have no local tokenizer; counting must not reach for one (tiktoken downloads)
     remote = create_model(ModelConfig(provider="openai", name="gpt-test", base_url="http://127.0.0.1:9/v1"), base_dir=tmp_path)
     assert isinstance(remote, ChatOpenAICompatible)
-    assert count_tokens(remote, MESSAGES) == expected
+    assert count_tokens(remote, MESSAGES) == remote.count_message_tokens(MESSAGES) == count_tokens_approximately(MESSAGES)
 
 
 def test_context_window_prefers_the_spec_then_the_model_then_a_default():
-    class Sized:
-        context_window = 4096
-
-    assert context_window_of(Sized(), ModelConfig(context_window=2048)) == 2048
-    assert context_window_of(Sized(), ModelConfig()) == 4096
+    assert context_window_of(_Counted(4096), ModelConfig(context_window=2048)) == 2048
+    assert context_window_of(_Counted(4096), ModelConfig()) == 4096
     assert context_window_of(object(), ModelConfig()) == DEFAULT_CONTEXT_WINDOW
     assert context_window_of(object(), ModelConfig(context_window=100_000)) == 100_000
 
 
-def test_option_problems_lists_unknown_and_known_options():
-    assert option_problems({"a": 1}, {"a", "b"}, "p") == []
-    [(field, message)] = option_problems({"z": 1, "y": 2, "a": 3}, {"a", "b"}, "p")
-    assert field == "options"
-    assert message == "unknown option(s) for provider p: y, z (known: a, b)"
+
+# --- one problem style --------------------------------------------------------------------
+
+
+def test_every_builtin_provider_reports_problems_the_same_way(tmp_path):
+    """(field, message) pairs with the field under `model.`: a bad value names its option."""
+    bad = {
+        "local": {"repeat_penalty": "high"},
+        "transformers": {"dtype": "fp8"},
+        "openai": {"headers": ["X-Team"]},
+        "fake": {"replies": 3},
+    }
+    for name, options in bad.items():
+        config = ModelConfig(provider=name, name="m", base_url="http://127.0.0.1:9/v1", options=options)
+        problems = get_provider(name).check(config, base_dir=tmp_path)
+        [option] = [field for field, _ in problems if field.startswith("options")]
+        assert option == f"options.{next(iter(options))}", (name, problems)
+        unknown = get_provider(name).check(ModelConfig(provider=name, name="m", options={"zzz": 1}), base_dir=tmp_path)
+        assert ("options", next(m for f, m in unknown if f == "options")) in unknown
+        assert "unknown option(s) for provider " + name + ": zzz (known: " in dict(unknown)["options"]
+
+
+def test_ensure_valid_names_every_problem_at_once(tmp_path):
+    config = ModelConfig(provider="transformers", options={"dtype": "fp8", "device": "gpu"})
+    with pytest.raises(ModelError) as info:
+        get_provider("transformers").create(config, base_dir=tmp_path)
+    assert "model.options.device: 'gpu' is not a device" in str(info.value)
+    assert "; model.options.dtype: 'fp8' is not one of" in str(info.value)

@@ -8,9 +8,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
+from gptbuilder.models.options import option_problems
 from gptbuilder.models.registry import get_provider
 from gptbuilder.models.tool_calling import openai_tools, plan_turn
-from gptbuilder.models.tool_routing import ToolRouter, routed_choice, routing_problems, tool_text
+from gptbuilder.models.tool_routing import ROUTING_OPTIONS, ToolRouter, routed_choice, tool_text
 from gptbuilder.spec import ModelConfig
 
 
@@ -103,7 +104,7 @@ def test_a_tool_result_is_folded_into_the_request_it_answers():
      ({"tool_route_threshold": 3}, "options.tool_route_threshold"), ({"tool_route_threshold": True}, "options.tool_route_threshold")],
 )
 def test_bad_routing_options_are_reported(options, field):
-    assert [p[0] for p in routing_problems(options)] == [field]
+    assert [p[0] for p in option_problems(options, ROUTING_OPTIONS, "local")] == [field]
     problems = get_provider("local").check(ModelConfig(options=options), base_dir=Path("."))
     assert any(name == field for name, _ in problems)
 

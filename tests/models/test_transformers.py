@@ -14,14 +14,14 @@ from gptbuilder.agent import compile_agent
 from gptbuilder.errors import ModelError
 from gptbuilder.events import Done, TextDelta
 from gptbuilder.loader import load_spec
-from gptbuilder.models.llama_cpp import default_model_path
+from gptbuilder.models.embedded import default_model_path
 from gptbuilder.models.registry import get_provider
 from gptbuilder.spec import ModelConfig
 
 # Tests never reach the Hugging Face Hub; set before anything imports huggingface_hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from gptbuilder.models.transformers import ChatTransformers, TransformersProvider, load_model, provider  # noqa: E402
+from gptbuilder.models.transformers import ChatTransformers, TransformersProvider, load_model, provider
 
 QUESTION = "What is the capital of France?"
 
@@ -178,12 +178,12 @@ def test_missing_paths_are_clear_errors(tmp_path):
 def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not weights")
-    with pytest.raises(ModelError, match="not a transformers model folder.*config.json"):
+    with pytest.raises(ModelError, match=r"not a transformers model folder.*config\.json"):
         provider.create(ModelConfig(provider="transformers", name="notes"), base_dir=tmp_path)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text('{"model_type": "no-such-architecture"}')
     broken = provider.create(ModelConfig(provider="transformers", name="broken"), base_dir=tmp_path)
-    with pytest.raises(ModelError, match="transformers could not load the model in .*broken") as caught:
+    with pytest.raises(ModelError, match=r"transformers could not load the model in .*broken") as caught:
         broken.invoke("hi")
     assert "Traceback" not in str(caught.value) and "\n" not in str(caught.value)
 
@@ -191,13 +191,13 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
 def test_a_hub_id_that_cannot_be_fetched_is_a_clear_error(tmp_path):
     config = ModelConfig(provider="transformers", name="gptbuilder-tests/no-such-model")
     chat_model = provider.create(config, base_dir=tmp_path)
-    with pytest.raises(ModelError, match="'gptbuilder-tests/no-such-model'.*Hugging Face Hub"):
+    with pytest.raises(ModelError, match=r"'gptbuilder-tests/no-such-model'.*Hugging Face Hub"):
         chat_model.invoke("hi")
 
 
 def test_unknown_and_invalid_options_are_named(tmp_path):
     config = ModelConfig(provider="transformers", options={"temprature": 1, "n_threads": 2})
-    with pytest.raises(ModelError, match="unknown option.*n_threads, temprature"):
+    with pytest.raises(ModelError, match=r"unknown option.*n_threads, temprature"):
         provider.create(config, base_dir=tmp_path)
     with pytest.raises(ModelError, match="dtype: 'fp8' is not one of"):
         provider.create(ModelConfig(provider="transformers", options={"dtype": "fp8"}), base_dir=tmp_path)
