@@ -68,14 +68,27 @@ class LocalChatBackend(ChatBackend, Protocol):
         ...
 
 
+_MEMBERS = ("context_window", "count_message_tokens")
+
+
 def is_chat_backend(model: object) -> TypeIs[ChatBackend]:
     """Whether ``model`` implements ChatBackend, without evaluating its attributes.
 
     Python 3.11's `isinstance(model, ChatBackend)` reads `context_window`, and for a local model that
     property loads the weights; a static lookup (what 3.12's isinstance does) only sees that it exists.
     """
-    members = ("context_window", "count_message_tokens")
-    return all(inspect.getattr_static(model, name, None) is not None for name in members)
+    return _class_implements(type(model)) or all(inspect.getattr_static(model, name, None) is not None for name in _MEMBERS)
+
+
+_classes_checked: dict[type, bool] = {}
+
+
+def _class_implements(cls: type) -> bool:
+    # Asked for every message the agent counts: one walk of the class (its pydantic fields included) per type.
+    if cls not in _classes_checked:
+        fields = getattr(cls, "model_fields", {})
+        _classes_checked[cls] = all(name in fields or inspect.getattr_static(cls, name, None) is not None for name in _MEMBERS)
+    return _classes_checked[cls]
 
 
 def context_window_of(model: BaseChatModel, config: ModelConfig) -> int:
