@@ -88,7 +88,7 @@ def build_ui(
                                 gr.HTML(discover.card_html(card), js_on_load=None, key=f"html-{card.id}")
                                 button = gr.Button(f"Chat with {card.name}", size="sm", variant="primary",
                                                    key=f"open-{card.id}", elem_classes="gb-open")
-                                button.click(lambda gid=card.id: open_card(gid), None, [chat.gpt, tabs], api_name=False)
+                                button.click(lambda gid=card.id: open_card(gid), None, [chat.gpt, tabs], api_visibility="private")
                 broken = len(store.errors())
                 if broken:
                     gr.Markdown(f"{broken} spec{'s' if broken != 1 else ''} failed to load and {'are' if broken != 1 else 'is'} "
@@ -102,11 +102,11 @@ def build_ui(
             tab = gr.Tabs(selected="chat") if wanted in ids else gr.Tabs()
             return owner, owner, choices, tab, gr.update(choices=spec_ids(store))
 
-        demo.load(start, [browser_owner], [browser_owner, chat.owner, chat.gpt, tabs, creator.editing], api_name=False)
-        discover_tab.select(lambda n: n + 1, refresh, refresh, api_name=False, show_progress="hidden")
+        demo.load(start, [browser_owner], [browser_owner, chat.owner, chat.gpt, tabs, creator.editing], api_visibility="private")
+        discover_tab.select(lambda n: n + 1, refresh, refresh, api_visibility="private", show_progress="hidden")
         creator.saved.change(
             lambda n, current: (n + 1, gr.update(choices=gpt_choices(store), value=current)),
-            [refresh, chat.gpt], [refresh, chat.gpt], api_name=False,
+            [refresh, chat.gpt], [refresh, chat.gpt], api_visibility="private",
         )
 
         _api(store, history, pass_rates)

@@ -155,8 +155,10 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
                 with gr.Row():
                     preview_message = gr.Textbox(show_label=False, placeholder="Try the draft…", scale=4, max_lines=4)
                     preview_send = gr.Button("Send", scale=1, min_width=70)
-    form = [gpt_id, name, description, category, avatar, author, tags, instructions, starters,
-            provider, model_name, temperature, max_tokens, tools, knowledge]
+    form: list[gr.Textbox | gr.Dropdown | gr.Number | gr.CheckboxGroup] = [
+        gpt_id, name, description, category, avatar, author, tags, instructions, starters,
+        provider, model_name, temperature, max_tokens, tools, knowledge,
+    ]
 
     def show(base_fields: dict[str, Any], *values: Any) -> tuple[str, str]:
         try:
@@ -237,7 +239,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         return {**dict(zip(loaded_outputs, reloaded)), editing: gr.update(choices=spec_ids(store), value=chosen_id),
                 saved: count + 1}
 
-    def add_uploads(files: list[Any] | None, chosen_id: str, current: str) -> tuple[str, str, None]:
+    def add_uploads(files: list[Any] | None, chosen_id: str, current: str) -> tuple[str | dict[str, Any], str, None]:
         if not files:
             return gr.update(), "", None
         added, notes = _lines(current), []
@@ -305,7 +307,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
                api_name="builder_save")
     raw.change(check_raw, [gpt_id, raw], raw_problems, api_name="builder_check_yaml", trigger_mode="always_last",
                show_progress="hidden")
-    raw_save.click(save_raw, [gpt_id, raw, loaded_fingerprint, saved], {*loaded_outputs, editing, saved},
+    raw_save.click(save_raw, [gpt_id, raw, loaded_fingerprint, saved], [*loaded_outputs, editing, saved],
                    api_name="builder_save_yaml")
     upload.upload(add_uploads, [upload, gpt_id, knowledge], [knowledge, status, upload], api_name="builder_upload")
     gr.on([preview_message.submit, preview_send.click], preview_reply, [preview_message, preview, preview_turns, base, *form],

@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import gradio as gr
 
@@ -19,6 +19,13 @@ from .render import avatar_text, chat_messages, esc
 MAX_STARTERS = 12
 STARS = [(f"{n} ★", n) for n in range(1, 6)]
 CONCURRENCY = 8
+
+
+class _StreamOptions(TypedDict):
+    """The event options every streamed answer shares (typed so each listener's keywords are checked)."""
+
+    concurrency_limit: int
+    show_progress: Literal["full", "minimal", "hidden"]
 
 
 @dataclass
@@ -222,14 +229,14 @@ def build_chat(store: Store, history: History) -> ChatView:
             raise gr.Error(str(exc), print_exception=False) from None
         return None, gr.update(visible=False), "", "Feedback saved — thank you."
 
-    chat_options = {"concurrency_limit": CONCURRENCY, "show_progress": "hidden"}
+    chat_options: _StreamOptions = {"concurrency_limit": CONCURRENCY, "show_progress": "hidden"}
     submit = gr.on(
         [message.submit, send.click], respond, [message, gpt, conversation, owner], stream_outputs,
         api_name="chat", **chat_options,
     )
-    submit.then(lambda: "", None, message, api_name=False, show_progress="hidden")
+    submit.then(lambda: "", None, message, api_visibility="private", show_progress="hidden")
     starter_events = [
-        button.click(respond, [button, gpt, conversation, owner], stream_outputs, api_name=False, **chat_options)
+        button.click(respond, [button, gpt, conversation, owner], stream_outputs, api_visibility="private", **chat_options)
         for button in starters
     ]
     def approve_all(gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
@@ -242,7 +249,7 @@ def build_chat(store: Store, history: History) -> ChatView:
     deny_event = deny.click(deny_all, [gpt, conversation, owner], stream_outputs, api_name="deny", **chat_options)
     regen = gr.on([regenerate.click, chatbot.retry], again, [gpt, conversation, owner], stream_outputs,
                   api_name="regenerate", **chat_options)
-    stop.click(None, None, None, cancels=[submit, regen, approve_event, deny_event, *starter_events], api_name=False)
+    stop.click(None, None, None, cancels=[submit, regen, approve_event, deny_event, *starter_events], api_visibility="private")
 
     opened = [header, rating, *starters, chatbot, conversation, shown_ids, conversations, approval_row, notice]
     gpt.change(open_gpt, [gpt, owner], opened, api_name="open", show_progress="hidden")
@@ -254,6 +261,7 @@ def build_chat(store: Store, history: History) -> ChatView:
     delete.click(delete_conversation, [conversation, gpt, owner], [conversations, chatbot, conversation, shown_ids, notice],
                  api_name="delete")
     rating.input(rate, [gpt, rating, owner], notice, api_name="rate")
-    chatbot.like(liked, [shown_ids], [feedback_target, comment_row, notice], api_name=False)
-    send_comment.click(comment_on, [feedback_target, comment], [feedback_target, comment_row, comment, notice], api_name=False)
+    chatbot.like(liked, [shown_ids], [feedback_target, comment_row, notice], api_visibility="private")
+    send_comment.click(comment_on, [feedback_target, comment], [feedback_target, comment_row, comment, notice],
+                       api_visibility="private")
     return ChatView(gpt=gpt, owner=owner)

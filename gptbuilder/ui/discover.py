@@ -9,6 +9,7 @@ from typing import Any
 
 from ..history import GPTStats, History
 from ..loader import LoadedSpec
+from ..spec import Category
 from ..store import Store
 from .render import avatar_text, esc
 
@@ -65,7 +66,7 @@ def cards(store: Store, history: History, *, pass_rates: PassRateLookup | None =
 
 
 def _card(
-    gpt: LoadedSpec, stats: GPTStats, titles: dict[str, str], featured: bool, pass_rates: PassRateLookup | None
+    gpt: LoadedSpec, stats: GPTStats, titles: dict[Category, str], featured: bool, pass_rates: PassRateLookup | None
 ) -> Card:
     spec = gpt.spec
     rate = None

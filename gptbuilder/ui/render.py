@@ -22,7 +22,7 @@ def md_text(text: Any) -> str:
 
 def is_image_path(avatar: str | None) -> bool:
     """Whether a spec's avatar names an image file rather than being an emoji or a letter."""
-    return bool(avatar) and bool(re.search(r"\.(png|jpe?g|gif|webp|svg)$", avatar, re.IGNORECASE))
+    return bool(avatar and re.search(r"\.(png|jpe?g|gif|webp|svg)$", avatar, re.IGNORECASE))
 
 
 def avatar_text(avatar: str | None, name: str) -> str:
@@ -79,7 +79,7 @@ def step_messages(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         kind = step.get("type")
         if kind in ("tool_call", "confirmation_request"):
             title = f"🔧 {step['name']}" if kind == "tool_call" else f"⏸ {step['name']} needs your approval"
-            message = {
+            message: dict[str, Any] = {
                 "role": "assistant",
                 "content": "**Arguments**\n" + _json_block(step.get("arguments", {})),
                 "metadata": {"title": title, "status": "done"},
@@ -89,13 +89,13 @@ def step_messages(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif kind == "tool_result":
             label = "**Failed**" if step.get("error") else "**Result**"
             block = f"\n\n{label}\n" + _text_block(str(step.get("content", "")))
-            message = by_id.get(step["id"])
-            if message is None:
-                message = {"role": "assistant", "content": "", "metadata": {"title": f"🔧 {step['name']}", "status": "done"}}
-                out.append(message)
-            message["content"] += block
+            called = by_id.get(step["id"])
+            if called is None:
+                called = {"role": "assistant", "content": "", "metadata": {"title": f"🔧 {step['name']}", "status": "done"}}
+                out.append(called)
+            called["content"] += block
             if step.get("error"):
-                message["metadata"]["title"] += " (failed)"
+                called["metadata"]["title"] += " (failed)"
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -26,7 +27,7 @@ def store_client(write_spec, launch):
     write_spec("parrot", PARROT)
     write_spec("flaky", FLAKY)
     write_spec("twice", TWO_REPLIES)
-    demo, client = launch()
+    _, client = launch()
     return client
 
 
@@ -128,7 +129,7 @@ def test_a_gpt_whose_spec_just_broke_gives_a_clear_message_and_others_still_work
     chat(store_client, "before", "parrot")
     write_spec("parrot", "name: Parrot\ninstructions: x\nmodel: {provider: fake, temprature: 1}\n")
     time.sleep(REFRESH_SECONDS + 0.05)  # an edit made on disk shows within the store's refresh interval
-    with pytest.raises(Exception, match="parrot.yaml: model.temprature: unknown field 'temprature'"):
+    with pytest.raises(Exception, match=re.escape("parrot.yaml: model.temprature: unknown field 'temprature'")):
         chat(store_client, "after", "parrot")
     header = store_client.predict("parrot", api_name="/open")[0]
     assert "cannot be used right now" in header and "temprature" in header

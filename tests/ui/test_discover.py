@@ -62,8 +62,9 @@ def test_cards_carry_stats_author_and_the_eval_badge(cards_client):
 
 
 def _card(**changes):
-    base = dict(id="x", name="X", description="", category="qa", shelf="Q&A", avatar="X", author="", tags=(),
-                featured=False, conversations=0, rating=None, ratings=0, has_tests=False, pass_rate=None)
+    base = {"id": "x", "name": "X", "description": "", "category": "qa", "shelf": "Q&A", "avatar": "X", "author": "",
+            "tags": (), "featured": False, "conversations": 0, "rating": None, "ratings": 0, "has_tests": False,
+            "pass_rate": None}
     return Card(**{**base, **changes})
 
 
