@@ -44,22 +44,22 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """Which model answers, and how it samples."""
 
-    provider: str = Field("local", description="local | transformers | openai, or a plugin's name")
+    provider: str = Field(default="local", description="local | transformers | openai, or a plugin's name")
     name: str | None = Field(
-        None,
+        default=None,
         description="Model id: a .gguf path (local), HF id or folder (transformers), "
         "model name on the endpoint (openai). Omitted: the embedded SmolLM2-135M-Instruct.",
     )
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable holding the key")
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=131_072, description="Most tokens in one answer")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(default=None, pattern=ENV_NAME, description="Environment variable holding the key")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=131_072, description="Most tokens in one answer")
     stop: StrList = Field(default_factory=list, max_length=8)
     seed: int | None = None
-    context_window: int | None = Field(None, ge=256, le=2_000_000, description="Tokens the model can see")
-    timeout: float = Field(60.0, gt=0, le=3600, description="Seconds to wait for the model")
-    max_retries: int = Field(2, ge=0, le=10)
+    context_window: int | None = Field(default=None, ge=256, le=2_000_000, description="Tokens the model can see")
+    timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for the model")
+    max_retries: int = Field(default=2, ge=0, le=10)
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings")
 
     @field_validator("base_url")
@@ -74,16 +74,16 @@ class KnowledgeConfig(_Strict):
     """Files the GPT answers from, and how they are searched."""
 
     files: StrList = Field(default_factory=list, description="Globs relative to the spec file")
-    chunk_size: int = Field(800, ge=100, le=8000)
-    chunk_overlap: int = Field(100, ge=0, le=4000)
+    chunk_size: int = Field(default=800, ge=100, le=8000)
+    chunk_overlap: int = Field(default=100, ge=0, le=4000)
     splitter: Literal["auto", "markdown", "recursive"] = "auto"
-    top_k: int = Field(4, ge=1, le=50)
+    top_k: int = Field(default=4, ge=1, le=50)
     search: Literal["dense", "bm25", "hybrid"] = "hybrid"
-    min_score: float | None = Field(None, ge=0, le=1)
+    min_score: float | None = Field(default=None, ge=0, le=1)
     embedding_model: str | None = None
-    full_context_under_tokens: int = Field(0, ge=0)
+    full_context_under_tokens: int = Field(default=0, ge=0)
     on_no_match: Literal["refuse", "answer"] = "refuse"
-    private: bool = Field(False, description="Answers never repeat a passage verbatim (30+ characters in a row)")
+    private: bool = Field(default=False, description="Answers never repeat a passage verbatim (30+ characters in a row)")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KnowledgeConfig:
@@ -98,11 +98,11 @@ class ActionAuth(_Strict):
     type: Literal["none", "api_key", "bearer", "basic", "oauth2_client_credentials"] = "none"
     header: str | None = None
     query: str | None = None
-    token_env: str | None = Field(None, pattern=ENV_NAME)
-    username_env: str | None = Field(None, pattern=ENV_NAME)
-    password_env: str | None = Field(None, pattern=ENV_NAME)
-    client_id_env: str | None = Field(None, pattern=ENV_NAME)
-    client_secret_env: str | None = Field(None, pattern=ENV_NAME)
+    token_env: str | None = Field(default=None, pattern=ENV_NAME)
+    username_env: str | None = Field(default=None, pattern=ENV_NAME)
+    password_env: str | None = Field(default=None, pattern=ENV_NAME)
+    client_id_env: str | None = Field(default=None, pattern=ENV_NAME)
+    client_secret_env: str | None = Field(default=None, pattern=ENV_NAME)
     token_url: str | None = None
     scopes: list[str] = Field(default_factory=list)
 
@@ -113,9 +113,9 @@ class ActionConfig(_Strict):
     openapi: str = Field(description="OpenAPI 3.x file, relative to the spec file")
     operations: list[str] | None = None
     auth: ActionAuth = Field(default_factory=ActionAuth)
-    confirm: list[str] | None = Field(None, description="operationIds needing approval; default every non-GET")
-    timeout: float = Field(15.0, gt=0, le=300)
-    max_response_bytes: int = Field(1_000_000, ge=1, le=50_000_000)
+    confirm: list[str] | None = Field(default=None, description="operationIds needing approval; default every non-GET")
+    timeout: float = Field(default=15.0, gt=0, le=300)
+    max_response_bytes: int = Field(default=1_000_000, ge=1, le=50_000_000)
 
 
 class ActionTool(_Strict):
@@ -182,20 +182,20 @@ class CuratedAnswer(_Strict):
 
     question: str = Field(min_length=1, max_length=2000)
     answer: str = Field(min_length=1, max_length=20_000)
-    threshold: float | None = Field(None, ge=0, le=1, description="Overrides the spec's curated_threshold")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="Overrides the spec's curated_threshold")
 
 
 class WidgetConfig(_Strict):
     """The embeddable website widget; an empty `allowed_origins` turns it off."""
 
     allowed_origins: list[str] = Field(default_factory=list)
-    greeting: str | None = Field(None, max_length=1000)
-    title: str | None = Field(None, max_length=100)
-    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    greeting: str | None = Field(default=None, max_length=1000)
+    title: str | None = Field(default=None, max_length=100)
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
     position: Literal["bottom-right", "bottom-left"] = "bottom-right"
     theme: Literal["auto", "light", "dark"] = "auto"
     avatar: str | None = None
-    placeholder: str | None = Field(None, max_length=200)
+    placeholder: str | None = Field(default=None, max_length=200)
     open_on_load: bool = False
 
     @field_validator("allowed_origins")
@@ -210,8 +210,8 @@ class WidgetConfig(_Strict):
 class LimitsConfig(_Strict):
     """Per-GPT usage limits."""
 
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_day: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1)
 
 
 class ToolCallExpectation(_Strict):
@@ -231,7 +231,7 @@ class Expectation(_Strict):
     refuses: bool | None = None
     calls: ToolCallExpectation | None = None
     curated: bool | None = None
-    max_latency_ms: int | None = Field(None, ge=1)
+    max_latency_ms: int | None = Field(default=None, ge=1)
 
     @field_validator("regex")
     @classmethod
@@ -265,28 +265,28 @@ class GPTSpec(_Strict):
     """One GPT, as written in `gpts/<id>.yaml`."""
 
     name: str = Field(min_length=1, max_length=80)
-    description: str = Field("", max_length=500)
+    description: str = Field(default="", max_length=500)
     category: Category = "qa"
     tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list, max_length=20)
-    avatar: str | None = Field(None, max_length=200, description="An emoji, or an image path relative to the spec")
-    author: str | None = Field(None, max_length=100)
-    version: str | None = Field(None, max_length=40)
-    instructions: str | None = Field(None, max_length=MAX_INSTRUCTIONS_CHARS)
-    instructions_file: str | None = Field(None, description="Text file with the instructions, relative to the spec")
+    avatar: str | None = Field(default=None, max_length=200, description="An emoji, or an image path relative to the spec")
+    author: str | None = Field(default=None, max_length=100)
+    version: str | None = Field(default=None, max_length=40)
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
+    instructions_file: str | None = Field(default=None, description="Text file with the instructions, relative to the spec")
     conversation_starters: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
         default_factory=list, max_length=12
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
     knowledge: KnowledgeConfig | None = None
     tools: list[ToolEntry] = Field(default_factory=list)
-    max_tool_calls: int = Field(5, ge=1, le=50)
+    max_tool_calls: int = Field(default=5, ge=1, le=50)
     allow_private_network: bool = False
     protect_instructions: bool = Field(
-        False, description="Stop answers that repeat the instructions verbatim or nearly (30+ characters in a row)"
+        default=False, description="Stop answers that repeat the instructions verbatim or nearly (30+ characters in a row)"
     )
     curated_answers: list[CuratedAnswer] = Field(default_factory=list)
     curated_threshold: float = Field(
-        0.8, ge=0, le=1, description="Similarity (0-1) a message needs to get a curated answer, unless the pair sets its own"
+        default=0.8, ge=0, le=1, description="Similarity (0-1) a message needs to get a curated answer, unless the pair sets its own"
     )
     widget: WidgetConfig | None = None
     limits: LimitsConfig | None = None
