@@ -156,9 +156,10 @@ class _Guard:
         path: str = scope["path"]
         if path.startswith(("/v1", "/widget")):
             send = self._counted(scope, send)
-            receive = await self._capped(scope, receive, send)
-            if receive is None:
+            capped = await self._capped(scope, receive, send)
+            if capped is None:
                 return
+            receive = capped
         needs_key = path in ("/v1/docs", "/v1/openapi.json") or not (
             path.startswith(("/v1", *PUBLIC_PREFIXES)) or path in ("/ready", "/metrics")  # these check in their routes
         )

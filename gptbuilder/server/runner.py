@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -63,7 +63,7 @@ class ModelQueue:
         with self._lock:
             self._admitted -= 1
 
-    async def events(self, produce: Callable[[], Iterator[Event]]) -> AsyncGenerator[Event, None]:
+    async def events(self, produce: Callable[[], Generator[Event, None, None]]) -> AsyncGenerator[Event, None]:
         """Iterate ``produce()`` in a worker thread; closing this iterator stops the generation.
 
         The caller must have called `admit` and calls `release` afterwards.

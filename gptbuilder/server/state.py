@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,5 +115,5 @@ class ServerState:
         self.ledger.add(key_id, agent.id, usage)
 
 
-def _stream(agent: Agent, messages: Any, options: dict[str, Any]) -> Iterator[Event]:
+def _stream(agent: Agent, messages: Any, options: dict[str, Any]) -> Generator[Event, None, None]:
     return agent.stream(messages, **options)

@@ -6,8 +6,9 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any, cast
 
-from sqlalchemy import Date, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import CursorResult, Date, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -133,7 +134,9 @@ class UsageLedger:
         for _ in range(3):  # two replicas may insert the day's first row at once: the loser updates instead
             try:
                 with self.db.session() as s:
-                    if s.execute(update(UsageRow).where(*match).values(**values)).rowcount:
+                    # an UPDATE without RETURNING gives a CursorResult; Session.execute is typed as plain Result
+                    updated = cast(CursorResult[Any], s.execute(update(UsageRow).where(*match).values(**values)))
+                    if updated.rowcount:
                         return
                     s.add(
                         UsageRow(

@@ -115,5 +115,6 @@ def echo(write_spec) -> Path:
 @pytest.fixture(autouse=True)
 def _no_server_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own keys, prices or widget secret never leak into a test."""
-    for name in ("GPTBUILDER_API_KEYS", "GPTBUILDER_API_KEYS_FILE", "GPTBUILDER_ADMIN_API_KEYS", "GPTBUILDER_WIDGET_SECRET", "GPTBUILDER_PRICES_FILE"):
+    for name in ("GPTBUILDER_API_KEYS", "GPTBUILDER_API_KEYS_FILE", "GPTBUILDER_ADMIN_API_KEYS", "GPTBUILDER_WIDGET_SECRET",
+                 "GPTBUILDER_PRICES_FILE"):
         monkeypatch.delenv(name, raising=False)

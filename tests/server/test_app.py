@@ -17,6 +17,7 @@ from .conftest import SlowFake, slow_factory
 
 KEY = "sk-app-test"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+AUTH_JSON = {**AUTH, "Content-Type": "application/json"}  # a raw body sent as JSON
 CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
 
 PROTECTED = [
@@ -89,7 +90,8 @@ def test_ready_and_metrics(client):
 
 
 def test_ready_reports_a_gpt_whose_model_cannot_load(make_app, write_spec, echo):
-    write_spec("broken", "name: B\ninstructions: x\nmodel: {provider: openai, name: m, base_url: 'http://127.0.0.1:9/v1', api_key_env: NOPE_KEY}\n")
+    write_spec("broken", "name: B\ninstructions: x\n"
+                         "model: {provider: openai, name: m, base_url: 'http://127.0.0.1:9/v1', api_key_env: NOPE_KEY}\n")
     client = TestClient(make_app(ServerConfig()))
     response = client.get("/ready")
     assert response.status_code == 503 and "broken" in response.json()["problems"]
@@ -137,19 +139,19 @@ def test_overlong_message_is_refused(client):
 
 
 def test_invalid_json_is_400(client):
-    response = client.post("/v1/chat/completions", content=b'{"model": "echo", "messages": [', headers={**AUTH, "Content-Type": "application/json"})
+    response = client.post("/v1/chat/completions", content=b'{"model": "echo", "messages": [', headers=AUTH_JSON)
     assert _error(response, 400)["code"] == "invalid_json"
 
 
 def test_twenty_megabyte_body_is_413(client):
     big = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "x" * 20_000_000}]}).encode()
-    assert "larger than" in _error(client.post("/v1/chat/completions", content=big, headers={**AUTH, "Content-Type": "application/json"}), 413)["message"]
+    assert "larger than" in _error(client.post("/v1/chat/completions", content=big, headers=AUTH_JSON), 413)["message"]
 
     def chunks():  # no Content-Length: the cap applies while reading
         for start in range(0, len(big), 1_000_000):
             yield big[start : start + 1_000_000]
 
-    _error(client.post("/v1/chat/completions", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}), 413)
+    _error(client.post("/v1/chat/completions", content=chunks(), headers=AUTH_JSON), 413)
 
 
 def test_unknown_model_is_404_with_did_you_mean(client):
@@ -270,7 +272,8 @@ def test_client_leaving_a_non_streamed_request_stops_generation(make_app, live, 
     assert app.state.gptbuilder.queue.depth == 0
     assert model.produced[0] < 150
     model.replies[:] = ["short answer"]
-    assert httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).json()["choices"][0]["message"]["content"] == "short answer"
+    reply = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).json()
+    assert reply["choices"][0]["message"]["content"] == "short answer"
 
 
 def test_keepalives_are_sse_comments(make_app, live, echo):

@@ -202,13 +202,19 @@ def test_end_to_end_on_the_embedded_model(make_app, live, write_spec):
     write_spec("smol", "name: Smol\ninstructions: You are a helpful assistant. Answer briefly.\n")
     server = live(make_app(ServerConfig()))
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-    reply = client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0)
+    reply = client.chat.completions.create(
+        model="smol", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0
+    )
     assert reply.choices[0].message.content.strip()
     assert reply.usage.prompt_tokens > 10 and 0 < reply.usage.completion_tokens <= 24
-    chunks = list(client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Say hi."}], max_tokens=12, stream=True))
+    chunks = list(
+        client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Say hi."}], max_tokens=12, stream=True)
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
-    called = client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "What's the weather in Paris right now?"}], tools=[WEATHER])
+    called = client.chat.completions.create(
+        model="smol", messages=[{"role": "user", "content": "What's the weather in Paris right now?"}], tools=[WEATHER]
+    )
     assert called.choices[0].finish_reason == "tool_calls"
     call = called.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}

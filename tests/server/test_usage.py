@@ -32,11 +32,11 @@ def test_record_adds_up_per_key_gpt_and_day(db):
     ledger.record("key_a", "echo", Usage(1, 1), day=date(2026, 1, 2))
     ledger.record("key_b", "other", Usage(5, 5), day=date(2026, 1, 1))
     lines = ledger.lines(key_id="key_a")
-    assert [(l.day.day, l.requests, l.prompt_tokens, l.completion_tokens) for l in lines] == [(2, 1, 1, 1), (1, 2, 500, 50)]
+    assert [(row.day.day, row.requests, row.prompt_tokens, row.completion_tokens) for row in lines] == [(2, 1, 1, 1), (1, 2, 500, 50)]
     assert lines[1].cost == pytest.approx(0.5 + 0.1)
-    assert [l.cost for l in ledger.lines(key_id="key_b")] == [None]
+    assert [row.cost for row in ledger.lines(key_id="key_b")] == [None]
     assert len(ledger.lines()) == 3
-    assert [l.day.day for l in ledger.lines(start=date(2026, 1, 2))] == [2]
+    assert [row.day.day for row in ledger.lines(start=date(2026, 1, 2))] == [2]
 
 
 def test_concurrent_records_lose_nothing(db):

@@ -26,7 +26,8 @@ def widget_spec(replies: list[str], origins: list[str] | None = None, extra: str
     return (
         "name: Shop Helper\ninstructions: Help.\nconversation_starters: [\"Where is my order?\"]\n"
         f"model: {{provider: fake, options: {{replies: {json.dumps(replies)}}}}}\n"
-        f"widget: {{allowed_origins: {json.dumps(origins if origins is not None else [SITE])}, greeting: Hello!, color: '#112233', title: Shop}}\n"
+        f"widget: {{allowed_origins: {json.dumps(origins if origins is not None else [SITE])}, "
+        "greeting: Hello!, color: '#112233', title: Shop}\n"
         + extra
     )
 
@@ -213,5 +214,5 @@ def test_a_curated_answer_is_marked_in_the_widget_stream(make_app, write_spec):
     client = TestClient(make_app(ServerConfig(api_keys=("sk-secret",))))
     token = session(client, "faq").json()["token"]
     _, events = ask(client, "faq", token, "Do you ship to Canada?", origin=SITE)
-    assert [e["type"] for e in events][0] == "curated"
+    assert events[0]["type"] == "curated"
     assert events[-1]["html"] == "<p>Yes, in 5-8 days.</p>\n"
