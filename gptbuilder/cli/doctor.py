@@ -11,13 +11,17 @@ import typer
 
 from ..settings import Settings
 
+CheckStatus = Literal["ok", "warning", "error"]
+# How each sandbox kind reads in the report; any other kind means the python tool is off.
+_SANDBOX_STATUS: dict[str, CheckStatus] = {"bubblewrap": "ok", "unsafe-local": "warning"}
+
 
 @dataclass(frozen=True)
 class Check:
     """The outcome of one check: ok, warning (works with a caveat) or error (a feature is off)."""
 
     name: str
-    status: Literal["ok", "warning", "error"]
+    status: CheckStatus
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -27,9 +31,7 @@ def sandbox_check(settings: Settings) -> Check:
     from ..tools.sandbox import sandbox_status
 
     sandbox = sandbox_status()
-    status: Literal["ok", "warning", "error"] = {"bubblewrap": "ok", "unsafe-local": "warning"}.get(
-        sandbox.kind, "error"
-    )
+    status = _SANDBOX_STATUS.get(sandbox.kind, "error")
     return Check("sandbox", status, f"python tool: {sandbox.kind}: {sandbox.detail}",
                  {"kind": sandbox.kind, "version": sandbox.version, "reason": sandbox.detail})
 

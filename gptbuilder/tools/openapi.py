@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 from urllib.parse import quote, unquote, urlsplit
 
 from langchain_core.tools import ToolException
@@ -50,13 +50,20 @@ class _Problem(Exception):
         self.message = message
 
 
+ParamLocation = Literal["path", "query", "header"]  # where a request carries a parameter (cookies are not sent)
+
+
+def _is_param_location(location: str) -> TypeGuard[ParamLocation]:
+    return location in get_args(ParamLocation)
+
+
 @dataclass(frozen=True)
 class ActionParameter:
     """A path, query or header parameter, and the argument name the model fills it with."""
 
     arg: str
     name: str
-    location: Literal["path", "query", "header"]
+    location: ParamLocation
     required: bool
     schema: dict[str, Any]
     style: str | None = None
@@ -444,6 +451,8 @@ def _build_operation(op_id: str, method: str, op_path: str, item: dict, op: dict
             if location == "cookie" and param.get("required"):
                 raise _Problem(where, f"cookie parameter {name!r} is not supported")
             continue
+        if not _is_param_location(location):  # openapi-pydantic already refused any other place
+            raise _Problem(where, f"parameter {name!r} is in {location!r}; use path, query or header")
         schema = param.get("schema")
         if schema is None:
             media: Any = next(iter((param.get("content") or {}).values()), {})

@@ -96,7 +96,8 @@ class SandboxStatus:
 def sandbox_status() -> SandboxStatus:
     """Probe (once per bwrap binary) whether bubblewrap works here; else the operator's opt-in decides."""
     bwrap = shutil.which("bwrap")
-    version, problem = None, "bubblewrap (bwrap) is not installed or not on PATH"
+    version: str | None = None
+    problem: str | None = "bubblewrap (bwrap) is not installed or not on PATH"
     if bwrap is not None:
         version, problem = _probe(os.path.realpath(bwrap))
         if problem is None:

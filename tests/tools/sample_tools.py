@@ -61,12 +61,12 @@ def nothing() -> None:
     """Return nothing at all."""
 
 
-def untyped(a, b: int):  # noqa: ANN001 - on purpose
+def untyped(a, b: int):  # `a` has no type hint on purpose
     """Has a parameter without a type hint."""
     return a
 
 
-def undocumented(a: int) -> int:  # noqa: D103 - on purpose
+def undocumented(a: int) -> int:  # no docstring on purpose
     return a
 
 

@@ -7,8 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from langchain_core.messages import ToolMessage
@@ -130,8 +131,8 @@ def test_calculator_works_async():
 
 # --- current_time -----------------------------------------------------------------------------
 
-WINTER = datetime(2026, 11, 28, 12, 0, 5, tzinfo=timezone.utc)
-SUMMER = datetime(2026, 7, 1, 22, 30, tzinfo=timezone.utc)
+WINTER = datetime(2026, 11, 28, 12, 0, 5, tzinfo=UTC)
+SUMMER = datetime(2026, 7, 1, 22, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -155,11 +156,11 @@ def test_current_time_in_a_zone(moment: datetime, zone: str, expected: str):
 
 
 def test_current_time_defaults_to_utc_now():
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     text = builtin_tool("current_time").invoke({})
     stamp = datetime.fromisoformat(text.split(" ")[0])
     assert stamp.utcoffset().total_seconds() == 0
-    assert before <= stamp <= datetime.now(timezone.utc)
+    assert before <= stamp <= datetime.now(UTC)
     assert f"({stamp:%A}, UTC, UTC)" in text
 
 
@@ -284,7 +285,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 class Pages(BaseHTTPRequestHandler):
     """Fixed routes: path -> (status, headers, body)."""
 
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = {
+    routes: ClassVar[dict[str, tuple[int, dict[str, str], bytes]]] = {
         "/page": (200, {"Content-Type": "text/html; charset=utf-8"}, PAGE),
         "/latin1": (200, {"Content-Type": "text/html; charset=iso-8859-1"}, "<p>café</p>".encode("latin-1")),
         "/text": (200, {"Content-Type": "text/plain"}, b"line one\nline two"),

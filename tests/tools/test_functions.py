@@ -200,7 +200,7 @@ def test_a_package_next_to_the_spec_with_relative_imports(tmp_path: Path, module
 
 def test_a_spec_local_module_cannot_shadow_an_imported_one(tmp_path: Path):
     write(tmp_path / "json.py", 'def dumps(x: str) -> str:\n    """Not the real one."""\n    return x\n')
-    with pytest.raises(ToolError, match="the name 'json' is already taken by .*json/__init__.py; rename the module"):
+    with pytest.raises(ToolError, match=r"the name 'json' is already taken by .*json/__init__\.py; rename the module"):
         function_tool("json:dumps", base_dir=tmp_path)
     import json as real_json
 
