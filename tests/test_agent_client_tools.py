@@ -7,10 +7,10 @@ import json
 import pytest
 
 from gptbuilder.agent import compile_agent
-from gptbuilder.turn.prompt import CALLER_NOTES
 from gptbuilder.errors import InputError
 from gptbuilder.events import Done, TextDelta, ToolCall
 from gptbuilder.loader import load_spec
+from gptbuilder.turn.prompt import CALLER_NOTES
 
 WEATHER = {
     "type": "function",
@@ -23,9 +23,16 @@ WEATHER = {
 CALL = json.dumps({"type": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}})
 
 
+def asked_weather(arguments: str) -> dict:
+    """The assistant turn that called the caller's get_weather (id c1) with these JSON arguments."""
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+    return {"role": "assistant", "content": "", "tool_calls": [call]}
+
+
 @pytest.fixture
 def agent(write_spec):
-    text = f"name: W\ninstructions: Help.\nmodel:\n  provider: fake\n  options:\n    replies: [{json.dumps(CALL)}, 'It is sunny in Paris.']\n"
+    text = ("name: W\ninstructions: Help.\nmodel:\n  provider: fake\n  options:\n"
+            f"    replies: [{json.dumps(CALL)}, 'It is sunny in Paris.']\n")
     return compile_agent(load_spec(write_spec("weather", text)))
 
 
@@ -41,7 +48,7 @@ def test_tool_results_from_the_caller_continue_the_conversation(agent):
     list(agent.stream("Weather in Paris?", client_tools=[WEATHER]))
     history = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        asked_weather('{"city": "Paris"}'),
         {"role": "tool", "tool_call_id": "c1", "content": "sunny, 21C"},
     ]
     events = list(agent.stream(history, client_tools=[WEATHER]))
@@ -52,7 +59,7 @@ def test_tool_results_from_the_caller_continue_the_conversation(agent):
 def test_unanswered_client_call_is_not_a_question(agent):
     history = [
         {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        asked_weather("{}"),
     ]
     with pytest.raises(InputError, match="end with a user message"):
         list(agent.stream(history, client_tools=[WEATHER]))

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-
 from langchain_core.messages import AIMessage, HumanMessage
 
 from gptbuilder.agent import compile_agent
-from gptbuilder.turn.approvals import confirmation_events
 from gptbuilder.errors import InputError
 from gptbuilder.events import ConfirmationRequest, Done, TextDelta, ToolCall, ToolResult
 from gptbuilder.loader import load_spec
+from gptbuilder.turn.approvals import confirmation_events
 from tests.tools.test_actions import Service, orders_service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +77,7 @@ def paused_turn(write_spec, gpts_dir, replies: list[str]):
 
 
 def test_cancelling_asks_for_approval_and_runs_nothing(write_spec, gpts_dir, orders):
-    agent, events, _ = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "never reached"])
+    _, events, _ = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "never reached"])
     request = next(e for e in events if isinstance(e, ConfirmationRequest))
     assert (request.name, request.arguments) == ("cancelOrder", {"order_id": "A1002"})
     assert request.to_dict() == {"type": "confirmation_request", "id": request.id, "name": "cancelOrder",
@@ -123,7 +122,7 @@ def test_a_pending_call_without_a_decision_is_declined(write_spec, gpts_dir, ord
 
 
 def test_an_approval_matching_no_pending_call_is_an_input_error(write_spec, gpts_dir, orders):
-    agent, events, history = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "x"])
+    agent, _, history = paused_turn(write_spec, gpts_dir, [call("cancelOrder", order_id="A1002"), "x"])
     with pytest.raises(InputError, match=r"'call_nope' matches no pending tool call; pending calls: call_\w+ \(cancelOrder\)"):
         list(agent.stream([*history, HumanMessage("yes")], approvals={"call_nope": True}))
     with pytest.raises(InputError, match="'call_nope' matches no pending tool call; pending calls: none"):
