@@ -229,7 +229,8 @@ def test_every_command_has_help(command):
 
 def test_chat_shows_tool_steps(write_spec):
     call = '{\\"type\\": \\"tool_call\\", \\"name\\": \\"calculator\\", \\"arguments\\": {\\"expression\\": \\"6*7\\"}}'
-    write_spec("calc", f'name: Calc\ninstructions: x\ntools: [calculator]\nmodel: {{provider: fake, options: {{replies: ["{call}", "It is 42."]}}}}\n')
+    write_spec("calc", "name: Calc\ninstructions: x\ntools: [calculator]\n"
+                       f'model: {{provider: fake, options: {{replies: ["{call}", "It is 42."]}}}}\n')
     result = invoke("chat", "calc", "-m", "6 times 7?")
     assert result.stdout.strip() == "It is 42."
     assert '[tool] calculator({"expression": "6*7"})' in result.stderr and "[tool] calculator returned: 42" in result.stderr
