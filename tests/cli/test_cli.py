@@ -233,7 +233,7 @@ def test_chat_shows_tool_steps(write_spec):
                        f'model: {{provider: fake, options: {{replies: ["{call}", "It is 42."]}}}}\n')
     result = invoke("chat", "calc", "-m", "6 times 7?")
     assert result.stdout.strip() == "It is 42."
-    assert '[tool] calculator({"expression": "6*7"})' in result.stderr and "[tool] calculator returned: 42" in result.stderr
+    assert '[tool] calculator({"expression": "6*7"})' in result.stderr and "[tool] calculator returned: 6*7 = 42" in result.stderr
     payload = json.loads(invoke("chat", "calc", "-m", "6 times 7?", "--json").stdout)
     assert [s["type"] for s in payload["tool_steps"]] == ["tool_call", "tool_result"]
 
