@@ -319,19 +319,27 @@ class _SandboxInit:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         _kill_group(proc)
         if self._pidfd is not None:  # readable once it has exited, after the kernel killed the rest
-            select.select([self._pidfd], [], [], _TEARDOWN_S)
+            _readable(self._pidfd, _TEARDOWN_S)
             os.close(self._pidfd)
             self._pidfd = None
 
 
 def _read_all(fd: int, deadline: float) -> bytes:
     data = b""
-    while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+    while (left := deadline - time.monotonic()) > 0 and _readable(fd, left):
         chunk = os.read(fd, 4096)
         if not chunk:
             break
         data += chunk
     return data
+
+
+def _readable(fd: int, seconds: float) -> bool:
+    """Whether ``fd`` turns readable within ``seconds``: poll, since select() fails on descriptors past 1023,
+    which a busy server reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, seconds) * 1000))
 
 
 def _parent_of(pid: int) -> int | None:

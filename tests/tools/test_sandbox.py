@@ -324,3 +324,22 @@ def test_the_operator_may_opt_in_to_unsafe_local_execution(monkeypatch: pytest.M
     assert key == "None"
     assert run("while True:\n    pass", timeout=1).timed_out
     assert builtin_tool("python").invoke({"code": "print(6 * 7)"}) == "42"
+
+
+def test_a_server_holding_more_than_1024_descriptors_still_runs_code():
+    """A busy server has sockets and files past descriptor 1023, where select() fails; the sandbox must not."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2048), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        result = run("print(6 * 7)")
+        assert result.stdout.strip() == "42" and result.exit_code == 0
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
