@@ -17,6 +17,7 @@ from .errors import InputError, SpecError, SpecProblem
 from .fingerprint import content_hash
 from .loader import LoadedSpec, load_spec
 from .spec import BUILTIN_TOOLS, ID_PATTERN
+from .trust import mark_untrusted
 from .yamlsafe import parse_yaml, read_yaml
 
 MAX_UPLOAD_BYTES = 10_000_000
@@ -136,10 +137,10 @@ def _display(gpts_dir: Path, gpt_id: str) -> str:
 
 
 def load_draft(gpt_id: str, text: str, gpts_dir: str | Path) -> LoadedSpec:
-    """Validate spec text exactly as `gptbuilder validate` would in ``gpts_dir/<gpt_id>.yaml``; SpecError if invalid.
+    """Validate spec text as `gptbuilder validate --untrusted` would in ``gpts_dir/<gpt_id>.yaml``; SpecError if invalid.
 
-    The text is checked from a temporary file in the GPTs folder, so relative paths resolve as they will
-    once saved; the returned spec points at that (already removed) file.
+    Text from the builder is untrusted (see `trust`). It is checked from a temporary file in the GPTs folder,
+    so relative paths resolve as they will once saved; the returned spec points at that (already removed) file.
     """
     gpts_dir = Path(gpts_dir)
     problem = check_id(gpt_id)
@@ -149,13 +150,13 @@ def load_draft(gpt_id: str, text: str, gpts_dir: str | Path) -> LoadedSpec:
     tmp = _temp_path(gpts_dir, gpt_id)
     try:
         _write(tmp, text)
-        return load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id)
+        return load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id, trusted=False)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def validate(gpt_id: str, text: str, gpts_dir: str | Path) -> list[SpecProblem]:
-    """Every problem of the spec text, with the same messages as `gptbuilder validate`; empty when valid."""
+    """Every problem of the spec text, with the same messages as `gptbuilder validate --untrusted`; empty when valid."""
     try:
         load_draft(gpt_id, text, gpts_dir)
     except SpecError as exc:
@@ -173,7 +174,10 @@ class SaveResult:
 
 
 def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: str | None = None) -> SaveResult:
-    """Validate, then atomically write ``gpts_dir/<gpt_id>.yaml``; SpecError (file untouched) when invalid.
+    """Validate as untrusted, then atomically write ``gpts_dir/<gpt_id>.yaml``; SpecError (file untouched) when invalid.
+
+    The spec is marked untrusted (``<gpt_id>.untrusted`` beside it) before it is written, so every later
+    load keeps it untrusted until the operator deletes the marker.
 
     ``loaded_fingerprint`` is what the editor loaded (None for a new GPT): when the file changed on disk
     since, the save still wins (last write wins) and the result carries a warning.
@@ -187,7 +191,7 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
     tmp = _temp_path(gpts_dir, gpt_id)
     try:
         _write(tmp, text)
-        load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id)
+        load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id, trusted=False)
         on_disk = content_hash(target)
         warning = None
         if on_disk != loaded_fingerprint:
@@ -197,6 +201,7 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
                 warning = f"{target.name} had been deleted elsewhere; saved again"
             else:
                 warning = f"{target.name} was changed elsewhere after you opened it; your version replaced it"
+        mark_untrusted(target)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -236,6 +241,19 @@ def check_upload_name(name: str) -> str:
         kinds = ", ".join(sorted(allowed))
         raise InputError(f"refused upload {name!r}: unsupported file type {suffix or '(no suffix)'!r}; use one of {kinds}")
     return suffix
+
+
+def received_upload(path: str | Path, upload_dir: str | Path) -> Path:
+    """The real path of a file the upload handler received, or InputError for a path anywhere else.
+
+    A client names a file's path itself (a ``FileData``), so without this any file the server can read
+    could be copied into a GPT's knowledge and quoted back (issue 12).
+    """
+    real = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(upload_dir))
+    if not real.is_relative_to(root) or real == root or not real.is_file():
+        raise InputError(f"refused upload {Path(path).name!r}: only files uploaded to this server are accepted, not a server path")
+    return real
 
 
 def store_upload(
@@ -316,6 +334,7 @@ __all__ = [
     "free_id",
     "load_draft",
     "open_draft",
+    "received_upload",
     "save",
     "store_upload",
     "suggest_id",

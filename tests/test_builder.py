@@ -22,7 +22,8 @@ def test_a_draft_round_trips_through_yaml_keeping_unknown_sections(gpts_dir):
     draft.conversation_starters = ["Autumn"]
     out = draft.to_yaml()
     assert "instructions: |" in out  # multi-line text stays a readable block
-    assert builder.validate("poet", out, gpts_dir) == []
+    # the builder's text is untrusted: the function tool is its only problem (issue 12)
+    assert [(p.field, p.line) for p in builder.validate("poet", out, gpts_dir)] == [("tools[1]", 12)]
     again = builder.draft_from_text("poet", out)
     assert again.extra["tests"] == [{"ask": "hi", "expect": {"contains": ["hi"]}}]
     assert again.conversation_starters == ["Autumn"]
@@ -51,7 +52,9 @@ def test_save_writes_atomically_and_the_store_sees_it_without_restart(gpts_dir):
     result = store.save("poet", GOOD)  # builder.save, then the store checks its folder at once
     assert result.path.read_text() == GOOD and result.warning is None
     assert [g.id for g in store.specs()] == ["poet"]
-    assert [p.name for p in gpts_dir.iterdir()] == ["poet.yaml"]  # no temporary file left behind
+    # no temporary file left behind; the marker keeps the spec untrusted on every later load
+    assert sorted(p.name for p in gpts_dir.iterdir()) == ["poet.untrusted", "poet.yaml"]
+    assert not store.get("poet").trusted
 
 
 def test_saving_a_spec_with_errors_leaves_the_file_untouched(gpts_dir):
@@ -59,7 +62,7 @@ def test_saving_a_spec_with_errors_leaves_the_file_untouched(gpts_dir):
     with pytest.raises(SpecError, match="instructions"):
         builder.save("poet", "name: Poet\n", gpts_dir, loaded_fingerprint=first.fingerprint)
     assert (gpts_dir / "poet.yaml").read_text() == GOOD
-    assert [p.name for p in gpts_dir.iterdir()] == ["poet.yaml"]
+    assert sorted(p.name for p in gpts_dir.iterdir()) == ["poet.untrusted", "poet.yaml"]
 
 
 def test_a_failed_write_never_loses_the_existing_file(gpts_dir, monkeypatch):
@@ -72,7 +75,7 @@ def test_a_failed_write_never_loses_the_existing_file(gpts_dir, monkeypatch):
     with pytest.raises(OSError):
         builder.save("poet", GOOD.replace("Poet", "Poet 2"), gpts_dir)
     assert (gpts_dir / "poet.yaml").read_text() == GOOD
-    assert [p.name for p in gpts_dir.iterdir()] == ["poet.yaml"]
+    assert sorted(p.name for p in gpts_dir.iterdir()) == ["poet.untrusted", "poet.yaml"]
 
 
 def test_two_editors_last_write_wins_with_a_warning(gpts_dir):
@@ -117,6 +120,21 @@ def test_uploads_of_unknown_type_or_too_big_are_refused(gpts_dir, tmp_path):
     with pytest.raises(InputError, match="over the 100-byte limit"):
         builder.store_upload("acme", src, "big.txt", gpts_dir, max_bytes=100)
     assert not (gpts_dir / "knowledge").exists()
+
+
+def test_only_files_inside_the_upload_folder_count_as_received(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "abc").mkdir(parents=True)
+    received = cache / "abc" / "notes.md"
+    received.write_text("mine")
+    secret = tmp_path / "secret.md"
+    secret.write_text("server's")
+    (cache / "abc" / "link.md").symlink_to(secret)
+    assert builder.received_upload(str(received), cache) == received.resolve()
+    for path in [secret, cache / "abc" / "link.md", cache / "abc" / ".." / ".." / "secret.md", cache / "abc", cache,
+                 cache / "abc" / "missing.md", "/etc/passwd"]:
+        with pytest.raises(InputError, match="only files uploaded to this server are accepted"):
+            builder.received_upload(path, cache)
 
 
 def test_upload_types_match_the_knowledge_loaders():

@@ -29,6 +29,32 @@ class BuilderView:
     saved: gr.State  # bumped on every save, so other views refresh
 
 
+class KnowledgeUpload(gr.File):
+    """A file input that takes only files uploaded to this server, never a server path a client names.
+
+    Gradio copies an input's ``FileData.path`` into its cache before the handler runs, and under
+    ``mount_gradio_app`` (``serve``) it skips its own upload-folder check, so the check sits here.
+    """
+
+    is_template = True  # the browser shows it as a plain gr.File
+
+    def _received(self, path: str | Path | None) -> str | None:
+        if path is None:
+            return None
+        try:
+            return str(specs.received_upload(path, self.GRADIO_CACHE))
+        except InputError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        """Gradio's copy into its cache, for received files only."""
+        return super().move_resource_to_block_cache(self._received(url_or_file_path))
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        """Gradio's copy into its cache, for received files only."""
+        return await super().async_move_resource_to_block_cache(self._received(url_or_file_path))
+
+
 def spec_ids(store: Store) -> list[str]:
     """Every spec file's id, valid or not (a broken spec can be fixed here)."""
     folder = store.gpts_dir
@@ -137,7 +163,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             tools = gr.CheckboxGroup(label="Built-in tools", choices=list(BUILTIN_TOOLS))
             with gr.Accordion("Knowledge", open=True):
                 knowledge = gr.Textbox(label="Knowledge files (globs relative to the GPTs folder, one per line)", lines=2)
-                upload = gr.File(
+                upload = KnowledgeUpload(
                     label=f"Upload knowledge (≤ {specs.MAX_UPLOAD_BYTES // 1_000_000} MB each)",
                     file_count="multiple", file_types=sorted(specs.upload_suffixes()),
                 )
@@ -246,6 +272,7 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         for file in files:
             path = Path(getattr(file, "name", None) or str(file))
             try:
+                path = specs.received_upload(path, upload.GRADIO_CACHE)  # again: the handler trusts no path
                 relative = specs.store_upload(
                     (chosen_id or "").strip(), path, path.name, store.gpts_dir, max_bytes=specs.MAX_UPLOAD_BYTES
                 )

@@ -1,0 +1,104 @@
+"""Uploads and rendering: a client cannot name a server file as an upload, and model output cannot fetch or post.
+
+The attacks (issue 12): a ``gradio.FileData`` whose ``path`` is any server file, sent to the builder's upload
+endpoint, was copied into a GPT's knowledge and quoted back in citations (under ``serve`` Gradio's own
+upload-folder check is skipped); and the store's chat rendered Markdown images and ``<form>`` from model output,
+so a prompt-injected answer made the browser send data to ``attacker.example``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio.utils import get_upload_folder
+from gradio_client import Client, handle_file
+
+from gptbuilder.server.config import ServerConfig
+from gptbuilder.store import Store
+from gptbuilder.ui import build_ui
+from tests.server.conftest import live, make_app  # noqa: F401 - fixtures
+from tests.ui.conftest import free_port
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A server file an attacker wants: outside Gradio's upload cache, with a Markdown name the builder accepts."""
+    path = tmp_path / "secrets" / "keys.md"
+    path.parent.mkdir()
+    path.write_text(f"# Keys\nOPENAI_API_KEY=sk-{uuid.uuid4().hex}\n")
+    return path
+
+
+@pytest.fixture
+def planted_link(secret: Path) -> Iterator[Path]:
+    """A symlink inside Gradio's upload cache that points at the secret."""
+    folder = Path(get_upload_folder()) / f"attack-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    link = folder / "notes.md"
+    link.symlink_to(secret)
+    yield link
+    link.unlink()
+    folder.rmdir()
+
+
+@pytest.fixture(params=["serve", "python app.py"])
+def store_url(request, make_app, live, gpts_dir, tmp_path) -> Iterator[str]:
+    """The store's URL, mounted in `gptbuilder serve` or launched by Gradio itself."""
+    if request.param == "serve":
+        url = live(make_app(ServerConfig(), ui=True)).url
+        httpx.get(f"{url}/gradio_api/startup-events", timeout=30).raise_for_status()  # as the page does (no lifespan here)
+        yield url
+        return
+    demo = build_ui(Store(gpts_dir, data_dir=tmp_path / "data"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    yield demo.local_url.rstrip("/")
+    demo.close()
+
+
+def call_upload(url: str, path: str) -> tuple[str, str]:
+    """The builder's upload endpoint called by hand with a FileData naming `path`: (SSE event, its data)."""
+    body = {"data": [[{"path": path, "orig_name": "notes.md", "meta": {"_type": "gradio.FileData"}}], "acme", ""]}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        started = http.post("/gradio_api/call/builder_upload", json=body)
+        started.raise_for_status()
+        stream = http.get(f"/gradio_api/call/builder_upload/{started.json()['event_id']}").text
+    events = [line.removeprefix("event: ") for line in stream.splitlines() if line.startswith("event: ")]
+    data = [line.removeprefix("data: ") for line in stream.splitlines() if line.startswith("data: ")]
+    return events[-1], data[-1]
+
+
+def knowledge_files(gpts_dir: Path) -> list[Path]:
+    folder = gpts_dir / "knowledge"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_server_path_sent_as_an_upload_is_refused(request, store_url, secret, gpts_dir):
+    event, data = call_upload(store_url, str(secret))
+    assert event == "error", data
+    assert secret.read_text() not in data
+    if request.node.callspec.params["store_url"] == "serve":  # under `python app.py` Gradio's own check answers first
+        assert "only files uploaded to this server are accepted" in json.loads(data)["error"]
+    assert knowledge_files(gpts_dir) == []
+
+
+def test_a_symlink_in_the_upload_cache_is_refused(store_url, secret, planted_link, gpts_dir):
+    event, data = call_upload(store_url, str(planted_link))
+    assert event == "error", data
+    assert knowledge_files(gpts_dir) == []
+    event, data = call_upload(store_url, f"{get_upload_folder()}/../../{os.path.relpath(secret, '/')}")
+    assert event == "error", data
+    assert knowledge_files(gpts_dir) == []
+
+
+def test_a_real_upload_still_lands_in_the_gpts_knowledge(store_url, tmp_path, gpts_dir):
+    doc = tmp_path / "Return Policy.md"
+    doc.write_text("# Returns\n30 days.\n")
+    knowledge, status = Client(store_url, verbose=False).predict([handle_file(doc)], "acme", "", api_name="/builder_upload")[:2]
+    assert knowledge.startswith("knowledge/acme/return-policy-") and "Added" in status
+    assert [p.read_text() for p in knowledge_files(gpts_dir)] == [doc.read_text()]
