@@ -29,30 +29,29 @@ class BuilderView:
     saved: gr.State  # bumped on every save, so other views refresh
 
 
-class KnowledgeUpload(gr.File):
-    """A file input that takes only files uploaded to this server, never a server path a client names.
+def accept_received_files_only(upload: gr.File) -> gr.File:
+    """Make `upload` take only files uploaded to this server, never a server path a client names in a FileData.
 
     Gradio copies an input's ``FileData.path`` into its cache before the handler runs, and under
-    ``mount_gradio_app`` (``serve``) it skips its own upload-folder check, so the check sits here.
+    ``mount_gradio_app`` (``serve``) it skips its own upload-folder check, so the check wraps that copy.
+    The instance is patched, not subclassed: Gradio writes a ``.pyi`` beside any module defining a component.
     """
+    copy, async_copy = upload.move_resource_to_block_cache, upload.async_move_resource_to_block_cache
 
-    is_template = True  # the browser shows it as a plain gr.File
-
-    def _received(self, path: str | Path | None) -> str | None:
+    def received(path: str | Path | None) -> str | None:
         if path is None:
             return None
         try:
-            return str(specs.received_upload(path, self.GRADIO_CACHE))
+            return str(specs.received_upload(path, upload.GRADIO_CACHE))
         except InputError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        """Gradio's copy into its cache, for received files only."""
-        return super().move_resource_to_block_cache(self._received(url_or_file_path))
+    async def async_copy_received(path: str | Path | None) -> str | None:
+        return await async_copy(received(path))
 
-    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        """Gradio's copy into its cache, for received files only."""
-        return await super().async_move_resource_to_block_cache(self._received(url_or_file_path))
+    upload.move_resource_to_block_cache = lambda path: copy(received(path))  # type: ignore[method-assign,assignment]
+    upload.async_move_resource_to_block_cache = async_copy_received  # type: ignore[method-assign,assignment]
+    return upload
 
 
 def spec_ids(store: Store) -> list[str]:
@@ -163,10 +162,10 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             tools = gr.CheckboxGroup(label="Built-in tools", choices=list(BUILTIN_TOOLS))
             with gr.Accordion("Knowledge", open=True):
                 knowledge = gr.Textbox(label="Knowledge files (globs relative to the GPTs folder, one per line)", lines=2)
-                upload = KnowledgeUpload(
+                upload = accept_received_files_only(gr.File(
                     label=f"Upload knowledge (≤ {specs.MAX_UPLOAD_BYTES // 1_000_000} MB each)",
                     file_count="multiple", file_types=sorted(specs.upload_suffixes()),
-                )
+                ))
         with gr.Column(scale=2, min_width=300):
             yaml_view = gr.Code(first.to_yaml(), label="YAML (live)", language="yaml", interactive=False, lines=18, max_lines=40)
             problems = gr.Markdown(elem_classes="gb-problems")
