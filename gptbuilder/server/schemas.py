@@ -4,14 +4,49 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import APIError
 
 
-class _Body(BaseModel):
+def lone_surrogate_at(value: Any, where: str = "") -> str | None:
+    """Where in a decoded JSON value a string holds a lone UTF-16 surrogate ("\\ud800"), or None.
+
+    JSON may escape half a surrogate pair; Python decodes it into a string that cannot be encoded,
+    which failed later (database, tokenizer) as a 500.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "the body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = lone_surrogate_at(key, where) or lone_surrogate_at(item, f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{where}.{index}".lstrip("."))
+            if found:
+                return found
+    return None
+
+
+class RequestBody(BaseModel):
+    """A JSON request body: unknown fields ignored, text that is not valid Unicode refused."""
+
     # Clients send many optional OpenAI fields (logprobs, penalties, metadata…); unknown ones are ignored.
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        where = lone_surrogate_at(data)
+        if where:
+            raise ValueError(f"{where} holds a lone UTF-16 surrogate (half of an escaped pair); send valid Unicode text")
+        return data
 
 
 class FunctionDef(BaseModel):
@@ -29,7 +64,7 @@ class ToolDef(BaseModel):
     function: FunctionDef
 
 
-class ChatMessage(_Body):
+class ChatMessage(RequestBody):
     """One message: string or content-part content; tool calls and results for client-side tools."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
@@ -68,13 +103,13 @@ class ChatMessage(_Body):
         return message
 
 
-class StreamOptions(_Body):
+class StreamOptions(RequestBody):
     """`stream_options`: whether a last chunk carries the usage."""
 
     include_usage: bool = False
 
 
-class _Sampling(_Body):
+class _Sampling(RequestBody):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +27,7 @@ from ..spec import WidgetConfig
 from .auth import client_ip
 from .errors import APIError, InternalError, guarded_stream
 from .sanitize import render
+from .schemas import RequestBody
 from .state import ServerState
 from .widget_sessions import TokenError, WidgetSessions
 
@@ -37,7 +38,7 @@ MAX_WIDGET_MESSAGE_CHARS = 4000
 router = APIRouter(include_in_schema=False)
 
 
-class WidgetMessage(BaseModel):
+class WidgetMessage(RequestBody):
     """What the chat page sends: the visitor's message."""
 
     message: str = Field(min_length=1, max_length=MAX_WIDGET_MESSAGE_CHARS)

@@ -112,7 +112,7 @@ class WidgetSessions:
 
     def verify(self, text: str | None, gpt_id: str) -> WidgetToken:
         """The token's grant; TokenError when forged, expired or for another GPT."""
-        if not text or text.count(".") != 1:
+        if not text or not text.isascii() or text.count(".") != 1:  # compare_digest refuses non-ASCII
             raise TokenError("missing or malformed widget token")
         payload, signature = text.split(".")
         if not hmac.compare_digest(signature, self._sign(payload)):

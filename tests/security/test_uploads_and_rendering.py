@@ -22,7 +22,8 @@ from gradio_client import Client, handle_file
 from gptbuilder.server.config import ServerConfig
 from gptbuilder.store import Store
 from gptbuilder.ui import build_ui
-from tests.server.conftest import live, make_app  # noqa: F401 - fixtures
+from tests.server.conftest import echo, live, make_app  # noqa: F401 - fixtures
+from tests.server.test_widget import widget_spec
 from tests.ui.conftest import free_port
 
 
@@ -102,3 +103,55 @@ def test_a_real_upload_still_lands_in_the_gpts_knowledge(store_url, tmp_path, gp
     knowledge, status = Client(store_url, verbose=False).predict([handle_file(doc)], "acme", "", api_name="/builder_upload")[:2]
     assert knowledge.startswith("knowledge/acme/return-policy-") and "Added" in status
     assert [p.read_text() for p in knowledge_files(gpts_dir)] == [doc.read_text()]
+
+
+SITE = "https://shop.example"
+
+
+@pytest.fixture
+def api(make_app, live, write_spec, echo) -> str:
+    """A live `serve` with a key, the echo GPT and a widget GPT for SITE."""
+    write_spec("shop", widget_spec(["Hello."], origins=[SITE]))
+    return live(make_app(ServerConfig(api_keys=("sk-alice",)))).url
+
+
+def widget_token(url: str) -> str:
+    response = httpx.post(f"{url}/widget/shop/session", headers={"Origin": SITE}, timeout=30)
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+@pytest.mark.parametrize("token", ["é", "abc.défg", "ünïcode.😀", "a\u00a0.b"])
+def test_a_widget_token_with_non_ascii_characters_is_refused_not_a_crash(api, token):
+    header = f"Bearer {token}".encode()  # raw UTF-8 bytes on the wire, as a hand-made client can send
+    response = httpx.post(f"{api}/widget/shop/messages", json={"message": "hi"},
+                          headers={"Authorization": header, "Origin": SITE}, timeout=30)
+    assert response.status_code == 403, response.text
+    assert "widget token" in response.json()["error"]["message"]
+
+
+LONE = "\\ud800"  # a JSON escape for half a UTF-16 pair: valid JSON, not encodable text
+
+
+def test_a_lone_surrogate_in_an_api_message_is_a_clear_400(api):
+    for content in [f'"hi {LONE} there"', f'[{{"type": "text", "text": "{LONE}"}}]']:
+        body = f'{{"model": "echo", "messages": [{{"role": "user", "content": {content}}}]}}'
+        response = httpx.post(f"{api}/v1/chat/completions", content=body, timeout=30,
+                              headers={"Authorization": "Bearer sk-alice", "Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert "surrogate" in response.json()["error"]["message"]
+    body = f'{{"model": "echo", "prompt": "x{LONE}"}}'
+    response = httpx.post(f"{api}/v1/completions", content=body, timeout=30,
+                          headers={"Authorization": "Bearer sk-alice", "Content-Type": "application/json"})
+    assert response.status_code == 400 and "surrogate" in response.json()["error"]["message"], response.text
+
+
+def test_a_lone_surrogate_in_a_widget_message_is_a_clear_400(api):
+    token = widget_token(api)
+    response = httpx.post(f"{api}/widget/shop/messages", content=f'{{"message": "hi {LONE}"}}', timeout=30,
+                          headers={"Authorization": f"Bearer {token}", "Origin": SITE, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "surrogate" in response.json()["error"]["message"]
+    answer = httpx.post(f"{api}/widget/shop/messages", json={"message": "hi"}, timeout=30,
+                        headers={"Authorization": f"Bearer {token}", "Origin": SITE})
+    assert answer.status_code == 200 and "Hello." in answer.text  # the session still works
