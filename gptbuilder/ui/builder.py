@@ -16,7 +16,7 @@ from ..errors import GPTBuilderError, InputError, SpecError
 from ..spec import BUILTIN_TOOLS, CATEGORIES
 from ..store import Store
 from .conversation import Answer
-from .render import answer_content, esc, md_text, step_messages, text_block
+from .render import answer_content, answer_html, esc, md_text, step_messages, text_block
 
 PREVIEW_CACHE = 4
 
@@ -299,7 +299,8 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         answer = Answer()
 
         def view() -> list[dict[str, Any]]:
-            return [*shown, *step_messages(answer.steps), {"role": "assistant", "content": answer_content(answer.text, answer.extra())}]
+            reply = answer_html(answer_content(answer.text, answer.extra()))
+            return [*shown, *step_messages(answer.steps), {"role": "assistant", "content": reply}]
 
         try:
             for event in agent.stream(turns):

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from ..server.sanitize import render as _widget_html
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what formats text inside a line
 
 
@@ -113,6 +115,17 @@ def answer_content(text: str, extra: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def answer_html(markdown: str) -> str:
+    """An answer as the chat shows it, under the widget's policy: no raw HTML, no images, no forms.
+
+    Model output is untrusted (a prompt-injected page can steer it): a Markdown image would make the
+    browser send data to any host, and Gradio's own sanitizer keeps ``<img>`` and ``<form>``. The
+    HTML is on one line (newlines as ``&#10;``, the same text inside ``<pre>``) so the Chatbot's
+    Markdown pass takes it as one HTML block and adds nothing.
+    """
+    return _widget_html(markdown).strip().replace("\n", "&#10;")
+
+
 def chat_messages(stored: list[Any]) -> tuple[list[dict[str, Any]], list[int | None]]:
     """Chatbot messages for stored ones, and for each shown message the stored answer id it belongs to."""
     shown: list[dict[str, Any]] = []
@@ -129,8 +142,8 @@ def chat_messages(stored: list[Any]) -> tuple[list[dict[str, Any]], list[int | N
             for step in step_messages(extra.get("steps") or []):
                 shown.append(step)
                 ids.append(None)
-            content = answer_content(message.content, extra)
-            if content.strip() or not extra.get("steps"):
+            content = answer_html(answer_content(message.content, extra))
+            if content or not extra.get("steps"):
                 shown.append({"role": "assistant", "content": content or "…"})
                 ids.append(message.id)
     return shown, ids

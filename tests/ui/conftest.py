@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,8 +40,19 @@ def launch(gpts_dir, tmp_path) -> Iterator[Callable[..., tuple[Any, Client]]]:
 
 
 def text_of(message: dict[str, Any]) -> str:
-    """A chatbot message's text, whether gradio sent a string or a list of parts."""
+    """A chatbot message's visible text, whether gradio sent a string or a list of parts (answers come as HTML)."""
+    content = content_of(message)
+    return visible_text(content) if message.get("role") == "assistant" and content.startswith("<") else content
+
+
+def content_of(message: dict[str, Any]) -> str:
+    """A chatbot message's content as sent: a string, or its text parts joined."""
     content = message["content"]
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def visible_text(html_text: str) -> str:
+    """What the page shows of an answer's HTML: the text, tags dropped, entities (``&#10;`` too) decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", html_text))

@@ -6,7 +6,7 @@ import pytest
 from gradio_client import handle_file
 
 from gptbuilder import builder as specs
-from tests.ui.conftest import text_of
+from tests.ui.conftest import content_of, text_of
 
 EXISTING = "name: Poet\ndescription: Writes poems.\ninstructions: Write poems.\nmodel: {provider: fake}\n"
 
@@ -152,4 +152,4 @@ def test_the_preview_shows_sources_from_uploaded_knowledge(client, tmp_path):
     draft = form(gpt_id="shop", knowledge=knowledge)
     states = [u[0] for u in client.submit("returns?", [], *draft, api_name="/builder_preview")]
     answer = text_of(states[-1][-1])
-    assert answer.startswith("You said: returns?") and f"1. `{knowledge}`" in answer
+    assert answer.startswith("You said: returns?") and f"<ol>&#10;<li><code>{knowledge}</code>" in content_of(states[-1][-1])

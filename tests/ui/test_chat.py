@@ -11,7 +11,7 @@ from gptbuilder.db import Database
 from gptbuilder.history import History
 from gptbuilder.store import REFRESH_SECONDS
 from tests.test_agent_tools import call, orders  # noqa: F401  (orders is a fixture)
-from tests.ui.conftest import text_of
+from tests.ui.conftest import content_of, text_of
 
 PARROT = (
     "name: Parrot\ndescription: Repeats you.\ninstructions: Repeat.\n"
@@ -160,9 +160,11 @@ def test_answers_from_knowledge_list_numbered_sources(write_spec, gpts_dir, laun
     write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
                        "knowledge: {files: [knowledge/*.md], embedding_model: fake}\n")
     _, client = launch()
-    answer = text_of(chat(client, "returns?", "acme")[-1][-1])
+    message = chat(client, "returns?", "acme")[-1][-1]
+    answer = text_of(message)
     assert answer.startswith("30 days [1].")
-    assert "**Sources**\n1. `knowledge/returns.md` — Returns: # Returns Shoes can be returned within 30 days." in answer
+    assert "Sources\n\nknowledge/returns.md — Returns: # Returns Shoes can be returned within 30 days." in answer
+    assert "<ol>&#10;<li><code>knowledge/returns.md</code>" in content_of(message)  # numbered
 
 
 @pytest.mark.slow
@@ -238,6 +240,7 @@ def test_curated_answers_are_marked_in_the_chat(write_spec, launch):
     write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake}\n"
                        "curated_answers:\n  - {question: 'What is your return window?', answer: 30 days from delivery.}\n")
     _, client = launch()
-    answer = text_of(chat(client, "What is your return window?", "acme")[-1][-1])
-    assert answer == "✅ *Curated answer*\n\n30 days from delivery."
+    message = chat(client, "What is your return window?", "acme")[-1][-1]
+    assert text_of(message) == "✅ Curated answer\n30 days from delivery."
+    assert "<em>Curated answer</em>" in content_of(message)
     assert text_of(chat(client, "Tell me a joke", "acme")[-1][-1]) == "You said: Tell me a joke"

@@ -88,4 +88,4 @@ def test_curated_answers_are_stored_and_marked(tmp_path):
     stored = turns.history.messages(last.conversation_id)[-1]
     assert stored.extra["curated"]["question"] == "What is your return window?"
     shown, _ = chat_messages([stored])
-    assert shown[-1]["content"] == "✅ *Curated answer*\n\n30 days from delivery."
+    assert shown[-1]["content"] == "<p>✅ <em>Curated answer</em></p>&#10;<p>30 days from delivery.</p>"

