@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import ModelError, SpecError, SpecProblem, did_you_mean
 from .paths import PathEscapeError, matching_files, safe_join
+from .settings import TrustPolicy
 from .spec import (
     ID_PATTERN,
     MAX_INSTRUCTIONS_CHARS,
@@ -25,6 +26,7 @@ from .spec import (
     instructions_source_problem,
 )
 from .spec_errors import describe_validation_error
+from .trust import TrustReport, is_marked_untrusted, marker_path, untrusted_problems
 from .yamlsafe import Loc, YamlDocument, read_yaml
 
 
@@ -37,6 +39,7 @@ class LoadedSpec:
     spec: GPTSpec
     instructions: str
     sources: tuple[Path, ...]
+    trusted: bool = True  # False: saved through the store, held to trust.untrusted_problems
 
     @property
     def folder(self) -> Path:
@@ -58,26 +61,43 @@ class SpecReport:
     warnings: tuple[SpecProblem, ...] = ()
 
 
-def load_spec(path: str | Path, *, display: str | None = None, gpt_id: str | None = None) -> LoadedSpec:
+def load_spec(
+    path: str | Path,
+    *,
+    display: str | None = None,
+    gpt_id: str | None = None,
+    trusted: bool | None = None,
+    policy: TrustPolicy | None = None,
+) -> LoadedSpec:
     """Read, validate and resolve one spec file; raise SpecError listing every problem in it, by line.
 
     ``gpt_id`` overrides the id taken from the file name (the builder validates drafts in temporary files).
+    ``trusted`` None: trusted unless the store marked the file (``<id>.untrusted`` beside it); False holds the
+    spec to what specs saved through the store may use (`trust.untrusted_problems`, allow-lists from ``policy``).
     """
-    report = check_spec(path, display=display, gpt_id=gpt_id, deep=False)
+    report = check_spec(path, display=display, gpt_id=gpt_id, deep=False, trusted=trusted, policy=policy)
     if report.errors or report.loaded is None:
         raise SpecError(report.errors)
     return report.loaded
 
 
 def check_spec(
-    path: str | Path, *, display: str | None = None, gpt_id: str | None = None, deep: bool = True
+    path: str | Path,
+    *,
+    display: str | None = None,
+    gpt_id: str | None = None,
+    deep: bool = True,
+    trusted: bool | None = None,
+    policy: TrustPolicy | None = None,
 ) -> SpecReport:
-    """Every problem of one spec file, for `gptbuilder validate`.
+    """Every problem of one spec file, for `gptbuilder validate`; ``trusted`` and ``policy`` as in `load_spec`.
 
     ``deep`` adds what `load_spec` leaves to compile time: importing function tools (they run code, so only
-    for the operator's own specs) and warnings for knowledge globs that match no file.
+    for trusted specs) and warnings for knowledge globs that match no file.
     """
     path = Path(path)
+    if trusted is None:
+        trusted = not is_marked_untrusted(path)
     shown = display or str(path)
     gpt_id = path.stem if gpt_id is None else gpt_id
     errors = _id_problems(gpt_id, shown)
@@ -96,12 +116,20 @@ def check_spec(
             errors.append(SpecProblem(shown, "", problem))
     else:
         parts = _Parts.from_spec(spec)
-    checker = _Checker(doc, shown, path.parent)
-    instructions, sources = checker.run(parts, deep=deep)
+    trust = TrustReport()
+    if not trusted:
+        marker = str(marker_path(PurePath(shown)))  # as the operator sees it, not a draft's temporary name
+        trust = untrusted_problems(doc.data, gpt_id=gpt_id, folder=path.parent, marker=marker, policy=policy)
+    checker = _Checker(doc, shown, path.parent, refused=trust.refused)
+    for field_name, message in trust.problems:
+        checker.problem(field_name, message)
+    instructions, sources = checker.run(parts, deep=deep, imports=deep and trusted)
     errors.extend(checker.errors)
     loaded = None
     if spec is not None and not errors:
-        loaded = LoadedSpec(gpt_id, path, spec, spec.instructions or instructions, (path, *sources))
+        if marker_path(path).exists():  # deleting the marker changes the stamps, so the store reloads it as trusted
+            sources.append(marker_path(path))
+        loaded = LoadedSpec(gpt_id, path, spec, spec.instructions or instructions, (path, *sources), trusted)
     return SpecReport(shown, loaded, _in_order(errors, shown), _in_order(checker.warnings, shown))
 
 
@@ -173,8 +201,9 @@ def _valid(kind: type[BaseModel] | TypeAdapter, value: Any) -> Any:
 class _Checker:
     """The checks beyond the schema: the provider, paths and the files they name, and each tool's own check."""
 
-    def __init__(self, doc: YamlDocument, shown: str, folder: Path):
+    def __init__(self, doc: YamlDocument, shown: str, folder: Path, *, refused: set[str] | None = None):
         self.doc, self.shown, self.folder = doc, shown, folder
+        self.refused = refused or set()  # fields an untrusted spec may not use: not read, not checked further
         self.errors: list[SpecProblem] = []
         self.warnings: list[SpecProblem] = []
 
@@ -189,27 +218,33 @@ class _Checker:
             self.problem(field_name, str(exc))
             return None
 
-    def run(self, parts: _Parts, *, deep: bool) -> tuple[str, list[Path]]:
+    def run(self, parts: _Parts, *, deep: bool, imports: bool) -> tuple[str, list[Path]]:
         """Run every check; the instructions read from `instructions_file` and the files read on the way."""
         if parts.model is not None:
-            self.errors.extend(provider_problems(parts.model, self.doc, self.shown, self.folder))
+            # a refused model path is never opened: a provider's check would echo the file's first bytes
+            model = parts.model.model_copy(update={"name": None}) if "model.name" in self.refused else parts.model
+            self.errors.extend(provider_problems(model, self.doc, self.shown, self.folder))
         instructions, sources = "", []
-        if parts.instructions_file is not None and (target := self.path("instructions_file", parts.instructions_file)):
+        if (parts.instructions_file is not None and "instructions_file" not in self.refused
+                and (target := self.path("instructions_file", parts.instructions_file))):
             instructions, problem = _read_instructions(target, parts.instructions_file)
             if problem:
                 self.problem("instructions_file", problem)
             else:
                 sources.append(target)
         for index, pattern in parts.knowledge_files:
+            if f"knowledge.files[{index}]" in self.refused:
+                continue
             target = self.path(f"knowledge.files[{index}]", pattern)
             if target is not None and deep and not matching_files(target):
                 self.problem(f"knowledge.files[{index}]", f"{pattern!r} matches no file; the GPT has nothing to "
                              "answer from there (paths are relative to the spec's folder)", warning=True)
         for index, entry in parts.tools:
-            sources.extend(self.tool(index, entry, allow_private=parts.allow_private, deep=deep))
+            if not {f"tools[{index}]", f"tools[{index}].action.openapi"} & self.refused:
+                sources.extend(self.tool(index, entry, allow_private=parts.allow_private, imports=imports))
         return instructions, sources
 
-    def tool(self, index: int, entry: Any, *, allow_private: bool, deep: bool) -> list[Path]:
+    def tool(self, index: int, entry: Any, *, allow_private: bool, imports: bool) -> list[Path]:
         """Check one `tools:` entry; the files it names that exist (an action's OpenAPI document)."""
         from .tools.compile import check_tool
 
@@ -220,7 +255,7 @@ class _Checker:
                 return []  # reported; the document is not read
             if target.is_file():
                 named.append(target)
-        for found in check_tool(entry, folder=self.folder, allow_private=allow_private, imports=deep):
+        for found in check_tool(entry, folder=self.folder, allow_private=allow_private, imports=imports):
             if found.file is None:
                 self.problem(f"tools[{index}]" + (f".{found.field}" if found.field else ""), found.message)
             else:  # inside the file the entry names, shown beside the spec as the user sees it

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 GPTS_ENV = "GPTBUILDER_GPTS_DIR"
 DATA_ENV = "GPTBUILDER_DATA_DIR"
 CATALOG_ENV = "GPTBUILDER_CATALOG"
+ALLOWED_BASE_URLS_ENV = "GPTBUILDER_ALLOWED_BASE_URLS"
+ALLOWED_SECRET_ENVS_ENV = "GPTBUILDER_ALLOWED_SECRET_ENVS"
 
 
 @dataclass(frozen=True)
@@ -40,3 +43,24 @@ class Settings:
             f"looked in {folder}{state}, set by {self.gpts_from}; run from the folder that holds gpts/, "
             f"or point elsewhere with --gpts DIR or {GPTS_ENV}=DIR"
         )
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What the operator lets specs saved through the store use: endpoints and environment variables (none by default)."""
+
+    base_urls: tuple[str, ...] = ()
+    secret_envs: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TrustPolicy:
+        """GPTBUILDER_ALLOWED_BASE_URLS (URL prefixes) and GPTBUILDER_ALLOWED_SECRET_ENVS (names), comma-separated."""
+        environ = os.environ if environ is None else environ
+        return cls(
+            base_urls=tuple(_items(environ.get(ALLOWED_BASE_URLS_ENV, ""))),
+            secret_envs=frozenset(_items(environ.get(ALLOWED_SECRET_ENVS_ENV, ""))),
+        )
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]

@@ -30,8 +30,15 @@ def validate(
     strict: Annotated[
         bool, typer.Option("--strict", help="Count warnings (e.g. a knowledge glob matching no file) as errors")
     ] = False,
+    untrusted: Annotated[
+        bool, typer.Option("--untrusted", help="Check as a spec saved through the store (no function tools, "
+                           "private networks, model paths, unlisted endpoints or env vars, or others' files)")
+    ] = False,
 ) -> None:
-    """Check spec files and print every problem, in line order; exit 1 if any (or any warning, with --strict)."""
+    """Check spec files and print every problem, in line order; exit 1 if any (or any warning, with --strict).
+
+    A spec the store saved (`<id>.untrusted` beside it) is always checked as untrusted, and its code never imported.
+    """
     settings: Settings = ctx.obj
     files = _spec_files(paths or [settings.gpts_dir])
     if not files:
@@ -39,7 +46,7 @@ def validate(
         raise typer.Exit(1)
     bad = warned = 0
     for file in files:
-        report = check_spec(file, display=_display(file))
+        report = check_spec(file, display=_display(file), trusted=False if untrusted else None)
         errors = [*report.errors, *report.warnings] if strict else list(report.errors)
         warnings = [] if strict else list(report.warnings)
         for problem in errors:
