@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Annotated
 
@@ -16,16 +15,6 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs API keys")] = "127.0.0.1",
@@ -34,13 +23,26 @@ def serve(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback --host without GPTBUILDER_API_KEYS")
     ] = False,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts",
+            help="Comma-separated Host names the server answers (any port; *.example.com, * for any); "
+            "default: GPTBUILDER_ALLOWED_HOSTS, else localhost, 127.0.0.1, [::1] and --host",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the store at /, the OpenAI-compatible API at /v1 and the website widget at /widget.js."""
     import uvicorn
 
-    from ..server.config import ServerConfig
+    from ..server.config import ALLOWED_HOSTS_ENV, ServerConfig
+    from ..server.origins import default_hosts, is_loopback, parse_hosts
 
+    if allowed_hosts is None and not os.environ.get(ALLOWED_HOSTS_ENV, "").strip():
+        hosts = default_hosts(host)
+    else:
+        hosts = parse_hosts(allowed_hosts if allowed_hosts is not None else os.environ[ALLOWED_HOSTS_ENV])
     config = ServerConfig.from_env()
     if not is_loopback(host) and not config.auth_required and not insecure:
         raise InputError(
@@ -50,7 +52,9 @@ def serve(
     # Worker processes read their settings from the environment, so hand them the folders chosen here.
     os.environ["GPTBUILDER_GPTS_DIR"] = str(ctx.obj.gpts_dir)
     os.environ["GPTBUILDER_DATA_DIR"] = str(ctx.obj.data_dir)
+    os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
     typer.echo(f"gptbuilder: store http://{host}:{port}/  API http://{host}:{port}/v1  widget http://{host}:{port}/widget.js", err=True)
+    typer.echo(f"gptbuilder: answering the hosts {', '.join(hosts)} (--allowed-hosts)", err=True)
     uvicorn.run(
         "gptbuilder.server.app:app_from_env",
         factory=True,

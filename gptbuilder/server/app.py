@@ -10,16 +10,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..db import Database
 from ..history import DatabasePendingCalls, History
 from ..store import Store
-from .auth import KeyChecker
+from .auth import KeyChecker, is_loopback_request
 from .config import ServerConfig
 from .errors import APIError, install_handlers
 from .metrics import Metrics
+from .origins import host_allowed, same_origin
 from .ratelimit import RateLimiter
 from .runner import ModelQueue
 from .state import ServerState
@@ -29,6 +31,10 @@ logger = logging.getLogger("gptbuilder.server")
 
 # Paths anyone may call: liveness, the widget (it has its own tokens) and its script.
 PUBLIC_PREFIXES = ("/health", "/widget")
+# Answered whatever the `Host`: orchestrators probe liveness by IP address, and it says nothing but "ok".
+ANY_HOST_PATHS = ("/health",)
+# Requests that never change anything, so another site's page may send them (CSRF needs a state change).
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def create_app(
@@ -47,15 +53,16 @@ def create_app(
         db = Database.for_data_dir(store.data_dir or Settings.from_env().data_dir)
     history = history or History(db)
     queue = ModelQueue(workers=config.workers, queue_size=config.queue_size)
+    limiter = RateLimiter(config.limits_storage)
     state = ServerState(
         store=store,
         config=config,
         history=history,
         ledger=UsageLedger(db, prices=config.prices),
-        limiter=RateLimiter(config.limits_storage),
+        limiter=limiter,
         queue=queue,
         metrics=Metrics(lambda: queue.depth),
-        keys=KeyChecker(config),
+        keys=KeyChecker(config, limiter),
         pending=DatabasePendingCalls(db),
     )
     @asynccontextmanager
@@ -134,13 +141,26 @@ def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
 
 
 class _Guard:
-    """Caps request bodies on the API and widget (413), and asks for a key on the store pages and their assets."""
+    """The edge of every request: allowed `Host` (400), cross-site writes (403), CORS, body caps (413), keys.
+
+    Host and origin rules stop DNS rebinding and CSRF: a page on another site can neither reach this
+    server under its own name nor make a visitor's browser change anything here. The widget is the one
+    cross-origin surface; it matches origins against each GPT's `widget.allowed_origins` itself.
+    """
 
     def __init__(self, app: ASGIApp, *, state: ServerState):
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
+                else:
+                    await refusal.response()(scope, receive, send)
+                return
         if scope["type"] == "websocket":
             if self.state.config.auth_required and not scope["path"].startswith(PUBLIC_PREFIXES):
                 try:
@@ -154,6 +174,8 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if not path.startswith("/widget"):
+            send = _without_foreign_cors(scope, send)
         if path.startswith(("/v1", "/widget")):
             send = self._counted(scope, send)
             capped = await self._capped(scope, receive, send)
@@ -170,6 +192,39 @@ class _Guard:
                 await exc.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> APIError | None:
+        """Why this request is refused before anything else runs: a foreign Host, a cross-site write, keyless admin."""
+        path: str = scope["path"]
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if path not in ANY_HOST_PATHS and not host_allowed(host, self.state.config.allowed_hosts):
+            return APIError(
+                400,
+                f"this server does not answer to the host {host or '(none)'!r}; the operator can allow it with "
+                "`gptbuilder serve --allowed-hosts` (or GPTBUILDER_ALLOWED_HOSTS)",
+                code="host_not_allowed",
+            )
+        if path.startswith("/widget"):
+            return None  # the widget checks each GPT's allowed origins itself
+        writes = scope["type"] == "websocket" or scope["method"] not in SAFE_METHODS
+        if writes and _cross_site(headers):
+            return APIError(
+                403,
+                "cross-site request refused: this server takes changes only from its own pages "
+                f"(Origin {headers.get('origin') or headers.get('referer')!r} is not {host!r})",
+                code="cross_site_request",
+            )
+        if writes and path.startswith("/gradio_api/") and not self.state.config.auth_required and not is_loopback_request(
+            HTTPConnection(scope)
+        ):
+            return APIError(
+                403,
+                "this store has no API keys, so it takes changes (chats, saves, uploads) only on a loopback address; "
+                "set GPTBUILDER_API_KEYS to open it to the network",
+                code="keyless_store_read_only",
+            )
+        return None
 
     def _counted(self, scope: Scope, send: Send) -> Send:
         """Count the response by route template and status in the metrics."""
@@ -208,6 +263,36 @@ class _Guard:
             if not message.get("more_body"):
                 break
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _cross_site(headers: Headers) -> bool:
+    """A browser names the page that sent a request: Origin (every cross-site POST), or at least Referer.
+
+    Neither header means a tool such as curl or gradio_client, not a browser on another site.
+    """
+    host = headers.get("host")
+    origin = headers.get("origin")
+    if origin is not None:
+        return not same_origin(origin, host)
+    referer = headers.get("referer")
+    return referer is not None and not same_origin(referer, host)
+
+
+def _without_foreign_cors(scope: Scope, send: Send) -> Send:
+    """Drop CORS grants to other sites' pages (Gradio reflects any Origin, with credentials, for a non-loopback Host)."""
+    request_headers = Headers(scope=scope)
+    origin = request_headers.get("origin")
+    if origin is None or same_origin(origin, request_headers.get("host")):
+        return send
+
+    async def stripped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            for name in [k for k in headers if k.startswith("access-control-")]:
+                del headers[name]
+        await send(message)
+
+    return stripped
 
 
 def _replay(messages: list[Message], receive: Receive) -> Callable[[], Awaitable[Message]]:

@@ -7,11 +7,16 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from .config import ServerConfig
 from .errors import APIError
+from .origins import host_name, is_loopback
+
+if TYPE_CHECKING:
+    from .ratelimit import RateLimiter
 
 ANONYMOUS = "anonymous"
 
@@ -23,7 +28,11 @@ def key_id(key: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the key's id (or "anonymous" when keys are off), admin or not, and the client IP."""
+    """Who is calling: the key's id (or "anonymous" when keys are off), admin or not, and the client IP.
+
+    Without keys only a request to a loopback `Host` is admin, so a page that rebinds its own name to
+    this server (DNS rebinding) or a network neighbour of an `--insecure` server is never one.
+    """
 
     key_id: str
     admin: bool
@@ -31,10 +40,15 @@ class Caller:
 
 
 class KeyChecker:
-    """Matches presented keys against the configured ones, each comparison in constant time."""
+    """Matches presented keys against the configured ones, each comparison in constant time.
 
-    def __init__(self, config: ServerConfig):
+    With a ``limiter``, wrong or missing keys count per client IP: past
+    ``config.failed_auth_per_minute_per_ip`` that IP gets 429 before any key is looked at.
+    """
+
+    def __init__(self, config: ServerConfig, limiter: RateLimiter | None = None):
         self.config = config
+        self.limiter = limiter
         self._keys = [k.encode("utf-8") for k in dict.fromkeys([*config.api_keys, *config.admin_keys])]
         self._admins = [k.encode("utf-8") for k in config.admin_keys]
 
@@ -49,7 +63,18 @@ class KeyChecker:
         """The caller of a protected route; 401 without a valid key when keys are configured."""
         ip = client_ip(request)
         if not self.config.auth_required:
-            return Caller(ANONYMOUS, True, ip)
+            return Caller(ANONYMOUS, is_loopback_request(request), ip)
+        per_minute = self.config.failed_auth_per_minute_per_ip
+        if self.limiter is not None:
+            self.limiter.refuse_when_spent("failed authentication", ip, per_minute)
+        try:
+            return self._authenticated(request, ip)
+        except APIError:
+            if self.limiter is not None:
+                self.limiter.spend("failed authentication", ip, per_minute)
+            raise
+
+    def _authenticated(self, request: HTTPConnection, ip: str) -> Caller:
         presented = presented_key(request)
         if presented is None:
             raise APIError(
@@ -81,6 +106,11 @@ def presented_key(request: HTTPConnection) -> str | None:
             return None
         return decoded.partition(":")[2] or None
     return request.headers.get("x-api-key") or None
+
+
+def is_loopback_request(request: HTTPConnection) -> bool:
+    """Whether the request was sent to a loopback name (`Host: localhost`, `127.0.0.1`, `[::1]`)."""
+    return is_loopback(host_name(request.headers.get("host", "")))
 
 
 def client_ip(request: HTTPConnection) -> str:

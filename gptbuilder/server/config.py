@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .origins import LOOPBACK_HOSTS, parse_hosts
 
 API_KEYS_ENV = "GPTBUILDER_API_KEYS"
 API_KEYS_FILE_ENV = "GPTBUILDER_API_KEYS_FILE"
@@ -14,6 +15,7 @@ ADMIN_KEYS_ENV = "GPTBUILDER_ADMIN_API_KEYS"
 WIDGET_SECRET_ENV = "GPTBUILDER_WIDGET_SECRET"
 PRICES_FILE_ENV = "GPTBUILDER_PRICES_FILE"
 RATE_LIMIT_STORAGE_ENV = "GPTBUILDER_RATE_LIMIT_STORAGE"
+ALLOWED_HOSTS_ENV = "GPTBUILDER_ALLOWED_HOSTS"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class ServerConfig:
     widget_messages_per_minute_per_ip: int = 20
     prices: dict[str, Price] = field(default_factory=dict)
     limits_storage: str = "memory://"  # e.g. redis://host:6379 so replicas share counters
+    # `Host` names answered (any port; "*.example.com", "*" for any): others get 400, so DNS rebinding fails
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    failed_auth_per_minute_per_ip: int = 10  # wrong or missing keys; past it even a right key waits (429)
 
     @property
     def auth_required(self) -> bool:
@@ -56,7 +61,8 @@ class ServerConfig:
         """Keys from GPTBUILDER_API_KEYS (comma-separated) and/or GPTBUILDER_API_KEYS_FILE (one a line).
 
         Also GPTBUILDER_ADMIN_API_KEYS, GPTBUILDER_WIDGET_SECRET, GPTBUILDER_PRICES_FILE and
-        GPTBUILDER_RATE_LIMIT_STORAGE (a `limits` storage URL such as redis://host:6379 shared by replicas).
+        GPTBUILDER_RATE_LIMIT_STORAGE (a `limits` storage URL such as redis://host:6379 shared by replicas),
+        GPTBUILDER_ALLOWED_HOSTS (comma-separated `Host` names; default: the loopback names).
         """
         keys = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
         keys_file = os.environ.get(API_KEYS_FILE_ENV)
@@ -71,6 +77,8 @@ class ServerConfig:
             "prices": read_prices(Path(prices_file)) if prices_file else {},
             "limits_storage": os.environ.get(RATE_LIMIT_STORAGE_ENV) or "memory://",
         }
+        if os.environ.get(ALLOWED_HOSTS_ENV, "").strip():
+            values["allowed_hosts"] = parse_hosts(os.environ[ALLOWED_HOSTS_ENV])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 

@@ -39,6 +39,20 @@ class RateLimiter:
             retry = self._retry(self._requests, item, scope, identity)
             raise _too_many(f"rate limit of {per_minute} requests per minute reached for this {scope}", retry)
 
+    def refuse_when_spent(self, scope: str, identity: str, per_minute: int | None) -> None:
+        """429 with Retry-After when ``identity`` has used up ``per_minute`` in ``scope``; counts nothing."""
+        if not per_minute:
+            return
+        item = RateLimitItemPerMinute(per_minute)
+        if not self._requests.test(item, scope, identity):
+            retry = self._retry(self._requests, item, scope, identity)
+            raise _too_many(f"too many {scope}s from this client ({per_minute} a minute)", retry)
+
+    def spend(self, scope: str, identity: str, per_minute: int | None) -> None:
+        """Count one event (a failed sign-in, say) for ``identity`` in ``scope`` without refusing this one."""
+        if per_minute:
+            self._requests.hit(RateLimitItemPerMinute(per_minute), scope, identity)
+
     def check_gpt(self, gpt_id: str, limits: LimitsConfig | None) -> None:
         """Refuse a request to a GPT whose spec limits are used up (requests/minute, tokens/day)."""
         if limits is None:

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
-from gptbuilder.cli.serve import is_loopback
+from gptbuilder.server.origins import is_loopback
 
 runner = CliRunner()
 
@@ -51,6 +51,34 @@ def test_app_from_env_builds_the_store_app(monkeypatch, tmp_path, write_spec):
     from gptbuilder.server.app import app_from_env
 
     write_spec("echo", "name: Echo\ninstructions: x\nmodel: {provider: fake}\n")
-    client = TestClient(app_from_env())
+    client = TestClient(app_from_env(), base_url="http://localhost")
     assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["echo"]
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "hosts"),
+    [
+        ([], "", "localhost,127.0.0.1,[::1]"),
+        (["--host", "192.168.1.5", "--insecure"], "", "localhost,127.0.0.1,[::1],192.168.1.5"),
+        (["--host", "0.0.0.0", "--insecure"], "", "localhost,127.0.0.1,[::1]"),  # a wildcard names no host
+        (["--allowed-hosts", "gpts.example.com,localhost"], "", "gpts.example.com,localhost"),
+        ([], "gpts.example.com", "gpts.example.com"),
+    ],
+)
+def test_allowed_hosts_reach_the_workers(monkeypatch, tmp_path, args, env, hosts):
+    monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", env)  # restored after the test; serve sets it for its workers
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)
+    result = runner.invoke(app, ["--gpts", str(tmp_path / "g"), "serve", *args])
+    assert result.exit_code == 0, result.output
+    import os
+
+    assert os.environ["GPTBUILDER_ALLOWED_HOSTS"] == hosts
+    assert f"answering the hosts {hosts.replace(',', ', ')}" in result.output
+
+
+def test_a_malformed_allowed_host_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", "")
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)
+    result = runner.invoke(app, ["--gpts", str(tmp_path / "g"), "serve", "--allowed-hosts", "https://x.example/"])
+    assert result.exit_code == 1 and "host name or address" in result.output

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import Field
 from gptbuilder.db import Database
 from gptbuilder.models.fake import FakeChatModel
 from gptbuilder.server import ServerConfig, create_app
+from gptbuilder.server.origins import LOOPBACK_HOSTS
 from gptbuilder.store import Store
 
 ECHO = """
@@ -36,7 +38,10 @@ def make_app(gpts_dir: Path, tmp_path: Path) -> Callable[..., FastAPI]:
     def make(config: ServerConfig | None = None, *, model_factory: Callable[..., object] | None = None, **options: object) -> FastAPI:
         store = Store(gpts_dir, data_dir=tmp_path / "data", model_factory=model_factory)
         db = Database.for_data_dir(tmp_path / "data")
-        app = create_app(store, db=db, config=config or ServerConfig(), **options)
+        config = config or ServerConfig()
+        if config.allowed_hosts == LOOPBACK_HOSTS:  # TestClient sends `Host: testserver`
+            config = replace(config, allowed_hosts=(*LOOPBACK_HOSTS, "testserver"))
+        app = create_app(store, db=db, config=config, **options)
         app.state.test_db = db
         apps.append(app)
         return app

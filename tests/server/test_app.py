@@ -72,7 +72,7 @@ def test_store_ui_without_keys_is_open(make_app, echo):
 def test_the_mounted_store_refuses_uploads_over_the_builder_limit(make_app, echo):
     from gptbuilder.builder import MAX_UPLOAD_BYTES
 
-    client = TestClient(make_app(ServerConfig(), ui=True))
+    client = TestClient(make_app(ServerConfig(), ui=True), base_url="http://localhost")  # keyless: writes from loopback only
     big = client.post("/gradio_api/upload", files={"files": ("big.md", b"x" * (MAX_UPLOAD_BYTES + 1), "text/markdown")})
     assert big.status_code == 413
     small = client.post("/gradio_api/upload", files={"files": ("small.md", b"# ok\n", "text/markdown")})
@@ -341,7 +341,7 @@ async def test_the_event_loop_keeps_serving_while_a_gpt_compiles(make_app, write
         return FakeChatModel()
 
     app = make_app(ServerConfig(), model_factory=factory)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         slow = asyncio.create_task(client.post("/v1/chat/completions", json={**CHAT, "model": "slow"}))
         try:
             assert await asyncio.to_thread(entered.wait, 10)

@@ -52,3 +52,15 @@ def test_rate_limit_storage_from_the_environment(monkeypatch, make_app, echo):
     assert ServerConfig.from_env().limits_storage == "memory://"
     with pytest.raises(InputError, match="cannot use the rate-limit storage 'bogus://x'"):
         make_app(ServerConfig(limits_storage="bogus://x"))
+
+
+def test_allowed_hosts_from_the_environment(monkeypatch):
+    from gptbuilder.server.origins import LOOPBACK_HOSTS
+
+    monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", "")
+    assert ServerConfig.from_env().allowed_hosts == LOOPBACK_HOSTS
+    monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", "Store.Example:8443, *.shop.example, ::1")
+    assert ServerConfig.from_env().allowed_hosts == ("store.example", "*.shop.example", "[::1]")
+    monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", "http://store.example/")
+    with pytest.raises(InputError, match="host name or address"):
+        ServerConfig.from_env()
