@@ -628,3 +628,88 @@ def test_a_folder_is_not_a_knowledge_file(tmp_path: Path):
     (tmp_path / "docs").mkdir()
     checked = report(tmp_path, MINIMAL + "knowledge: {files: [docs]}\n")
     assert [p.field for p in checked.warnings] == ["knowledge.files[0]"]
+
+
+# ----- trust levels (issue 12): what a spec saved through the store may not use ----------------------
+
+
+def test_an_untrusted_spec_gets_every_trust_problem_at_once_by_line(tmp_path: Path):
+    from gptbuilder.settings import TrustPolicy
+
+    path = write(tmp_path, "shop.yaml", """\
+        name: Shop
+        instructions_file: /etc/hostname
+        allow_private_network: true
+        model: {provider: openai, name: gpt-test, base_url: "http://10.0.0.5:8000/v1", api_key_env: SHOP_KEY}
+        tools:
+          - calculator
+          - my.tools:lookup
+        """)
+    report = check_spec(path, display="gpts/shop.yaml", trusted=False, policy=TrustPolicy())
+    assert [(p.field, p.line) for p in report.errors] == [
+        ("instructions_file", 2),  # the loader's own check: absolute paths never load
+        ("allow_private_network", 3),
+        ("model.base_url", 4),
+        ("model.api_key_env", 4),
+        ("tools[1]", 7),
+    ]
+    assert all(p.file == "gpts/shop.yaml" for p in report.errors)
+    assert "GPTBUILDER_ALLOWED_BASE_URLS=http://10.0.0.5:8000/v1" in str(report.errors[2])
+    assert "GPTBUILDER_ALLOWED_SECRET_ENVS=SHOP_KEY" in str(report.errors[3])
+    listed = TrustPolicy(base_urls=("http://10.0.0.5:8000",), secret_envs=frozenset({"SHOP_KEY"}))
+    again = check_spec(path, display="gpts/shop.yaml", trusted=False, policy=listed)
+    assert [p.field for p in again.errors] == ["instructions_file", "allow_private_network", "tools[1]"]
+    assert check_spec(path, trusted=True, deep=False).errors[0].field == "instructions_file"  # trusted: only the path rule
+
+
+def test_an_untrusted_model_path_is_never_opened(tmp_path: Path):
+    secret = tmp_path / "secret.gguf"
+    secret.write_bytes(b"CANARY-first-bytes" * 4)
+    path = write(tmp_path, "peek.yaml", f"name: Peek\ninstructions: x\nmodel: {{provider: local, name: '{secret}'}}\n")
+    trusted = check_spec(path, trusted=True)
+    untrusted = check_spec(path, trusted=False)
+    assert [p.field for p in untrusted.errors] == ["model.name"]
+    assert "CANARY" not in str(untrusted.errors) and "is a path" in str(untrusted.errors[0])
+    assert [p.field for p in trusted.errors] == ["model.name"]  # the operator's spec: the provider's own check
+
+
+def test_the_marker_beside_a_spec_makes_it_untrusted_and_is_one_of_its_sources(tmp_path: Path):
+    from gptbuilder.trust import mark_untrusted
+
+    path = write(tmp_path, "tool.yaml", "name: Tool\ninstructions: x\nmodel: {provider: fake}\n")
+    assert load_spec(path).trusted
+    marker = mark_untrusted(path)
+    assert marker.name == "tool.untrusted"
+    loaded = load_spec(path)
+    assert not loaded.trusted and marker in loaded.sources  # deleting it changes the stamps the store watches
+    path.write_text(path.read_text() + "tools: ['os:system']\n")
+    with pytest.raises(SpecError, match=r"tools\[0\]: function tools .* deleting .*tool.untrusted"):
+        load_spec(path)
+    marker.unlink()
+    assert load_spec(path).trusted
+
+
+@pytest.mark.parametrize("url, prefix, allowed", [
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000", True),
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/", True),
+    ("https://api.example.com/v1", "https://api.example.com", True),
+    ("https://api.example.com:443/v1", "https://api.example.com", True),
+    ("http://127.0.0.1:80001/v1", "http://127.0.0.1:8000", False),
+    ("https://api.example.com.evil.net/v1", "https://api.example.com", False),
+    ("http://api.example.com/v1", "https://api.example.com", False),
+    ("https://api.example.com@evil.net/v1", "https://api.example.com", False),
+    ("https://api.example.com/v10", "https://api.example.com/v1", False),
+])
+def test_base_url_prefixes_match_by_scheme_host_port_and_path(url, prefix, allowed):
+    from gptbuilder.trust import url_allowed
+
+    assert url_allowed(url, prefix) is allowed
+
+
+def test_the_trust_policy_comes_from_the_environment():
+    from gptbuilder.settings import TrustPolicy
+
+    policy = TrustPolicy.from_env({"GPTBUILDER_ALLOWED_BASE_URLS": " http://a:1/v1, ,https://b ",
+                                   "GPTBUILDER_ALLOWED_SECRET_ENVS": "A_KEY,B_KEY"})
+    assert policy == TrustPolicy(("http://a:1/v1", "https://b"), frozenset({"A_KEY", "B_KEY"}))
+    assert TrustPolicy.from_env({}) == TrustPolicy()  # nothing allowed unless the operator says so
