@@ -157,3 +157,13 @@ def test_load_draft_gives_a_spec_ready_to_compile(gpts_dir):
     loaded = builder.load_draft("poet", GOOD, gpts_dir)
     assert loaded.id == "poet" and loaded.folder == gpts_dir
     assert not os.listdir(gpts_dir)
+
+
+def test_the_preview_and_save_hold_drafts_to_the_untrusted_rules(gpts_dir):
+    text = GOOD + "tools: ['os:system']\nallow_private_network: true\n"
+    with pytest.raises(SpecError) as exc:
+        builder.load_draft("poet", text, gpts_dir)  # what the preview compiles
+    assert [p.field for p in exc.value.problems] == ["tools[0]", "allow_private_network"]
+    with pytest.raises(SpecError):
+        builder.save("poet", text, gpts_dir)
+    assert list(gpts_dir.iterdir()) == []  # neither the spec nor its marker
