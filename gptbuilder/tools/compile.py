@@ -65,6 +65,8 @@ def build_tools(loaded: LoadedSpec) -> list[BaseTool]:
     """Every tool the spec names; ToolError (naming the entry) when one cannot be built."""
     tools: list[BaseTool] = []
     for index, entry in enumerate(loaded.spec.tools):
+        if not loaded.trusted and isinstance(entry, FunctionTool):  # the loader refuses these; never import one
+            raise ToolError(f"{loaded.id}: tools[{index}]: function tools are not allowed in specs saved through the store")
         try:
             # an action's tools carry requires_confirmation in metadata: the Agent asks before running those
             tools.extend(tool_kind(entry).build(entry, folder=loaded.folder, allow_private=loaded.spec.allow_private_network))

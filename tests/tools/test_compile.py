@@ -91,3 +91,14 @@ def test_function_tools_are_imported_only_when_allowed(gpts_dir):
     assert check_tool(missing, folder=gpts_dir, allow_private=False) == []
     [problem] = check_tool(missing, folder=gpts_dir, allow_private=False, imports=True)
     assert problem.field == "function" and "no module named 'gptbuilder_no_such_pkg'" in problem.message
+
+
+def test_an_untrusted_spec_never_imports_a_function_tool_even_if_one_got_past_the_loader(write_spec, gpts_dir):
+    import dataclasses
+    import sys
+
+    (gpts_dir / "planted.py").write_text("raise SystemExit('imported')\n", encoding="utf-8")
+    trusted = load_spec(write_spec("t", "name: T\ninstructions: x\ntools: ['planted:run']\n"))
+    with pytest.raises(ToolError, match="tools\\[0\\]: function tools are not allowed in specs saved through the store"):
+        build_tools(dataclasses.replace(trusted, trusted=False))
+    assert "planted" not in sys.modules
