@@ -140,6 +140,16 @@ def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
     )
 
 
+_ASSET_PREFIXES = ("/assets/", "/static/", "/gradio_api/static/", "/custom_component/", "/favicon")
+_ASSET_SUFFIXES = (".js", ".mjs", ".css", ".map", ".woff", ".woff2", ".ttf", ".svg", ".png", ".ico")
+
+
+def _static_asset(scope: Scope) -> bool:
+    """A GET for one of the store page's own static files (still behind the key, just not rate-limited)."""
+    path: str = scope["path"]
+    return scope["method"] in ("GET", "HEAD") and (path.startswith(_ASSET_PREFIXES) or path.endswith(_ASSET_SUFFIXES))
+
+
 class _Guard:
     """The edge of every request: allowed `Host` (400), cross-site writes (403), CORS, body caps (413), keys.
 
@@ -187,7 +197,8 @@ class _Guard:
         )
         if needs_key and self.state.config.auth_required:
             try:
-                self.state.caller(Request(scope))
+                # The store's scripts, styles and fonts (~100 files a page load) are not requests to limit.
+                self.state.caller(Request(scope), counted=not _static_asset(scope))
             except APIError as exc:
                 await exc.response()(scope, receive, send)
                 return

@@ -37,9 +37,11 @@ class ServerState:
     keys: KeyChecker
     pending: PendingCalls  # tool calls paused for approval, shared by every replica
 
-    def caller(self, request: HTTPConnection) -> Caller:
-        """Authenticate a protected request and count it against the key's and the IP's rate limits."""
+    def caller(self, request: HTTPConnection, *, counted: bool = True) -> Caller:
+        """Authenticate a protected request and, when ``counted``, count it against the key's and the IP's limits."""
         caller = self.keys.caller(request)
+        if not counted:
+            return caller
         if self.config.auth_required:
             self.limiter.hit("API key", caller.key_id, self.config.requests_per_minute_per_key)
         self.limiter.hit("IP address", caller.ip, self.config.requests_per_minute_per_ip)

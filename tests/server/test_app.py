@@ -168,6 +168,21 @@ def test_per_key_rate_limit_is_429_with_retry_after(make_app, echo):
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
+def test_the_store_pages_own_scripts_and_styles_do_not_spend_the_keys_request_limit(make_app, echo):
+    import re
+
+    client = TestClient(make_app(ServerConfig(api_keys=(KEY,), requests_per_minute_per_key=4), ui=True))
+    page = client.get("/", headers=AUTH)
+    assert page.status_code == 200
+    assets = sorted(set(re.findall(r'(?:src|href)="(/?[^"]+\.(?:js|css))"', page.text)))
+    assert assets, "the store page names its scripts and styles"
+    for _ in range(3):  # three page loads' worth of assets, well past the limit of 4
+        for asset in assets:
+            assert client.get("/" + asset.lstrip("/"), headers=AUTH).status_code != 429
+    assert client.get("/assets/missing.js").status_code == 401, "assets still need the key"
+    assert [client.get("/v1/models", headers=AUTH).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
 def test_per_ip_rate_limit_applies_without_keys(make_app, echo):
     client = TestClient(make_app(ServerConfig(requests_per_minute_per_ip=2)))
     assert [client.get("/v1/models").status_code for _ in range(3)] == [200, 200, 429]
