@@ -14,24 +14,13 @@ import pytest
 
 from gptbuilder.server.config import ServerConfig
 from tests.server.conftest import live, make_app  # noqa: F401 - fixtures
-from tests.test_agent_tools import REPO
-from tests.tools.test_actions import Service, orders_service
+from tests.test_agent_tools import orders  # noqa: F401 - the demo orders service, as a fixture
 
 KEYS = ("sk-alice", "sk-mallory")
 
 
 def call(name: str, **arguments) -> str:
     return json.dumps({"type": "tool_call", "name": name, "arguments": arguments})
-
-
-@pytest.fixture
-def orders(gpts_dir):
-    service = Service(orders_service.create_app())
-    doc = (REPO / "gpts" / "actions" / "orders.openapi.yaml").read_text(encoding="utf-8")
-    (gpts_dir / "actions").mkdir()
-    (gpts_dir / "actions" / "orders.openapi.yaml").write_text(doc.replace("http://127.0.0.1:8765", service.url), encoding="utf-8")
-    yield service
-    service.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 from gptbuilder.errors import InputError, ModelError
 from gptbuilder.events import Citation, Done, TextDelta, Usage
 from gptbuilder.turn import Options, RunResult, from_backend, normal_finish_reason, through
+from tests.turn.helpers import drain
 
 
 def run(*pieces: str, result: RunResult | None = None):
@@ -45,28 +46,19 @@ class HoldAll:
         return (TextDelta("".join(self.held)),)
 
 
-def collect(generator):
-    events = []
-    while True:
-        try:
-            events.append(next(generator))
-        except StopIteration as stop:
-            return events, stop.value
-
-
 def test_options_pass_only_what_was_given():
     assert Options().model_kwargs() == {}
     assert Options(temperature=0.0, stop=("x",), seed=7).model_kwargs() == {"temperature": 0.0, "stop": ["x"], "seed": 7}
 
 
 def test_through_without_stages_passes_events_and_returns_the_shown_text():
-    events, (result, text) = collect(through(run("a", "", "b"), []))
+    events, (result, text) = drain(through(run("a", "", "b"), []))
     assert [e.text for e in events] == ["a", "b"], "empty pieces are not shown"
     assert text == "ab" and result.finish_reason == "length" and result.usage == Usage(3, 3)
 
 
 def test_later_stages_see_what_earlier_ones_let_out_including_their_tails():
-    events, (_, text) = collect(through(run("a", "b"), [HoldAll(), Upper()]))
+    events, (_, text) = drain(through(run("a", "b"), [HoldAll(), Upper()]))
     assert [e.text for e in events] == ["AB", "!"]
     assert text == "AB!"
 
@@ -75,7 +67,7 @@ def test_a_run_that_returns_nothing_counts_as_stopped():
     def bare():
         yield TextDelta("x")
 
-    _, (result, _) = collect(through(bare(), []))
+    _, (result, _) = drain(through(bare(), []))
     assert result == RunResult()
 
 
@@ -126,6 +118,6 @@ def test_non_text_events_pass_every_stage_in_order():
         yield Citation(1, "f.md", "text")
         return RunResult()
 
-    events, _ = collect(through(with_citation(), [Upper()]))
+    events, _ = drain(through(with_citation(), [Upper()]))
     assert [type(e) for e in events] == [TextDelta, Citation, TextDelta]
     assert not any(isinstance(e, Done) for e in events)

@@ -7,6 +7,7 @@ from langchain_core.messages import HumanMessage
 from gptbuilder.events import Done, TextDelta
 from gptbuilder.turn import Turn
 from gptbuilder.turn.guards import GuardInput, Verdict
+from tests.turn.helpers import drain
 
 
 class BlockWord:
@@ -20,13 +21,7 @@ class BlockWord:
 
 
 def drive(stage, turn):
-    events = []
-    generator = stage(turn)
-    while True:
-        try:
-            events.append(next(generator))
-        except StopIteration as stop:
-            return events, stop.value
+    return drain(stage(turn))
 
 
 def test_no_guards_pass_the_turn_on():
@@ -121,14 +116,7 @@ def test_a_halting_guard_stops_the_model_and_sets_the_finish_reason():
         finally:
             produced.append("closed")
 
-    run = through(model(), [EchoGuard(shingles(INSTRUCTIONS))])
-    events = []
-    while True:
-        try:
-            events.append(next(run))
-        except StopIteration as stop:
-            result, text = stop.value
-            break
+    _, (result, text) = drain(through(model(), [EchoGuard(shingles(INSTRUCTIONS))]))
     assert result.finish_reason == "content_filter" and result.usage is None
     assert produced[-1] == "closed" and "and more" not in "".join(produced)
     assert text == ECHO_REPLY and "zebra" not in text.lower()

@@ -11,6 +11,7 @@ from gptbuilder.events import ConfirmationRequest, TextDelta, ToolCall, ToolResu
 from gptbuilder.models.fake import FakeChatModel
 from gptbuilder.turn import Options, Turn
 from gptbuilder.turn.runners import Answer, ClientTools, ToolLoop
+from tests.turn.helpers import drain
 
 PROMPT = [SystemMessage("Be brief."), HumanMessage("hello there")]
 
@@ -27,12 +28,7 @@ def test_an_answer_streams_text_and_returns_the_backends_usage_and_finish_reason
 
 
 def drive_runner(runner, turn):
-    events, generator = [], runner(turn, PROMPT)
-    while True:
-        try:
-            events.append(next(generator))
-        except StopIteration as stop:
-            return events, stop.value
+    return drain(runner(turn, PROMPT))
 
 
 WEATHER = {"type": "function", "function": {"name": "weather", "description": "Weather.", "parameters": {
