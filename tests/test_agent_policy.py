@@ -13,6 +13,7 @@ from gptbuilder.knowledge.retriever import NO_MATCH_MESSAGE
 from gptbuilder.loader import load_spec
 from gptbuilder.models.tool_routing import Route
 from gptbuilder.turn.guards import Verdict
+from tests.turn.helpers import HoldAll
 
 
 def call(name: str, **arguments) -> str:
@@ -97,21 +98,13 @@ def test_an_input_guard_answers_before_curated_retrieval_and_the_model(shop):
     assert (done.text, done.finish_reason) == ("Not here.", "content_filter")
 
 
-class Watch:
+class Watch(HoldAll):
     """An output guard that holds the whole answer back and records what had been shown when it saw it."""
 
-    halted = None
-
     def __init__(self, shown: list[str]):
+        super().__init__()
         self.shown = shown
-        self.held: list[str] = []
         self.saw_whole: str | None = None
-
-    def feed(self, event):
-        if isinstance(event, TextDelta):
-            self.held.append(event.text)
-            return ()
-        return (event,)
 
     def finish(self):
         self.saw_whole = "".join(self.held)

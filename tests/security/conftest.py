@@ -141,6 +141,8 @@ def sandbox(request: pytest.FixtureRequest) -> Run:
     if request.param == "server-user":
         return lambda code, **options: run_python(code, **defaults(options))
     reason = _unprivileged_skip_reason()
+    if reason and os.geteuid() == 0 and os.environ.get("GPTBUILDER_TEST_STRICT") == "1":
+        pytest.fail(f"{reason} (GPTBUILDER_TEST_STRICT=1: as root, CI must run the sandbox as nobody too)", pytrace=False)
     if reason:
         pytest.skip(reason)
     folder = request.getfixturevalue("_unprivileged_package")

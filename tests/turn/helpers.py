@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+from gptbuilder.events import TextDelta
+
 
 def drain(generator: Generator[Any, None, Any]) -> tuple[list[Any], Any]:
     """Every event the generator yields, and its return value."""
@@ -14,3 +16,21 @@ def drain(generator: Generator[Any, None, Any]) -> tuple[list[Any], Any]:
             events.append(next(generator))
         except StopIteration as stop:
             return events, stop.value
+
+
+class HoldAll:
+    """An output stage that holds every piece of text until the end, then lets it out in one piece."""
+
+    halted = None
+
+    def __init__(self):
+        self.held: list[str] = []
+
+    def feed(self, event):
+        if isinstance(event, TextDelta):
+            self.held.append(event.text)
+            return ()
+        return (event,)
+
+    def finish(self):
+        return (TextDelta("".join(self.held)),)

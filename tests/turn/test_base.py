@@ -7,7 +7,7 @@ import pytest
 from gptbuilder.errors import InputError, ModelError
 from gptbuilder.events import Citation, Done, TextDelta, Usage
 from gptbuilder.turn import Options, RunResult, from_backend, normal_finish_reason, through
-from tests.turn.helpers import drain
+from tests.turn.helpers import HoldAll, drain
 
 
 def run(*pieces: str, result: RunResult | None = None):
@@ -26,24 +26,6 @@ class Upper:
 
     def finish(self):
         return (TextDelta("!"),)
-
-
-class HoldAll:
-    """An output stage that holds every piece of text until the end, then lets it out in one piece."""
-
-    halted = None
-
-    def __init__(self):
-        self.held: list[str] = []
-
-    def feed(self, event):
-        if isinstance(event, TextDelta):
-            self.held.append(event.text)
-            return ()
-        return (event,)
-
-    def finish(self):
-        return (TextDelta("".join(self.held)),)
 
 
 def test_options_pass_only_what_was_given():
