@@ -161,6 +161,15 @@ class History:
                 raise InputError(f"no conversation {conversation_id!r}")
             return _conversation(row)
 
+    def conversation_of(self, message_id: int) -> Conversation:
+        """The conversation a message is in; InputError when there is no such message."""
+        with self.db.session() as s:
+            message = s.get(MessageRow, message_id)
+            row = s.get(ConversationRow, message.conversation_id) if message is not None else None
+            if row is None:
+                raise InputError(f"no message {message_id}")
+            return _conversation(row)
+
     def messages(self, conversation_id: str) -> list[Message]:
         """A conversation's messages, oldest first."""
         with self.db.session() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Annotated
 
 import typer
@@ -47,7 +48,8 @@ def serve(
     if not is_loopback(host) and not config.auth_required and not insecure:
         raise InputError(
             f"refusing to listen on {host} without API keys: anyone on the network could use every GPT; "
-            "set GPTBUILDER_API_KEYS (or GPTBUILDER_API_KEYS_FILE), or pass --insecure"
+            "set GPTBUILDER_API_KEYS, GPTBUILDER_BUILDER_API_KEYS, GPTBUILDER_ADMIN_API_KEYS or GPTBUILDER_API_KEYS_FILE, "
+            "or pass --insecure"
         )
     # Worker processes read their settings from the environment, so hand them the folders chosen here.
     os.environ["GPTBUILDER_GPTS_DIR"] = str(ctx.obj.gpts_dir)
@@ -55,6 +57,9 @@ def serve(
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
     typer.echo(f"gptbuilder: store http://{host}:{port}/  API http://{host}:{port}/v1  widget http://{host}:{port}/widget.js", err=True)
     typer.echo(f"gptbuilder: answering the hosts {', '.join(hosts)} (--allowed-hosts)", err=True)
+    if config.auth_required:
+        counts = Counter(role.value for role in config.roles().values())
+        typer.echo("gptbuilder: keys: " + ", ".join(f"{counts[r]} {r}" for r in ("admin", "builder", "user")), err=True)
     uvicorn.run(
         "gptbuilder.server.app:app_from_env",
         factory=True,

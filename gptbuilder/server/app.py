@@ -8,29 +8,35 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..access import IDENTITY_SCOPE_KEY
 from ..db import Database
 from ..history import DatabasePendingCalls, History
 from ..store import Store
-from .auth import KeyChecker, is_loopback_request
+from .auth import SESSION_COOKIE, KeyChecker, is_loopback_request
 from .config import ServerConfig
 from .errors import APIError, install_handlers
 from .metrics import Metrics
 from .origins import host_allowed, same_origin
 from .ratelimit import RateLimiter
 from .runner import ModelQueue
+from .signin import SIGNIN_PATH, signin_location
+from .signing import Signer
 from .state import ServerState
 from .usage import UsageLedger
 
 logger = logging.getLogger("gptbuilder.server")
 
-# Paths anyone may call: liveness, the widget (it has its own tokens) and its script.
-PUBLIC_PREFIXES = ("/health", "/widget")
+# Paths anyone may call: liveness, the widget (it has its own tokens) and its script, signing in and out.
+PUBLIC_PREFIXES = ("/health", "/widget", SIGNIN_PATH, "/signout")
+# Where the guard reads (and caps) the body itself.
+CAPPED_PREFIXES = ("/v1", "/widget", SIGNIN_PATH)
+
 # Answered whatever the `Host`: orchestrators probe liveness by IP address, and it says nothing but "ok".
 ANY_HOST_PATHS = ("/health",)
 # Requests that never change anything, so another site's page may send them (CSRF needs a state change).
@@ -62,7 +68,7 @@ def create_app(
         limiter=limiter,
         queue=queue,
         metrics=Metrics(lambda: queue.depth),
-        keys=KeyChecker(config, limiter),
+        keys=KeyChecker(config, limiter, sessions=Signer(db, "store-session-key")),
         pending=DatabasePendingCalls(db),
     )
     @asynccontextmanager
@@ -82,11 +88,12 @@ def create_app(
     app.state.gptbuilder = state
     install_handlers(app)
 
-    from . import admin, openai_api, widget
+    from . import admin, openai_api, signin, widget
 
     app.include_router(openai_api.router)
     app.include_router(widget.router)
     app.include_router(admin.router)
+    app.include_router(signin.router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -134,10 +141,10 @@ def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
 
     from ..builder import MAX_UPLOAD_BYTES
     from ..ui import STORE_CSS, build_ui, store_theme
+    from ..ui.people import from_server
 
-    gr.mount_gradio_app(
-        app, build_ui(store, history=history), path="/", theme=store_theme(), css=STORE_CSS, max_file_size=MAX_UPLOAD_BYTES
-    )
+    blocks = build_ui(store, history=history, identify=from_server)  # each handler asks _Guard's identity
+    gr.mount_gradio_app(app, blocks, path="/", theme=store_theme(), css=STORE_CSS, max_file_size=MAX_UPLOAD_BYTES)
 
 
 _ASSET_PREFIXES = ("/assets/", "/static/", "/gradio_api/static/", "/custom_component/", "/favicon")
@@ -186,8 +193,8 @@ class _Guard:
         path: str = scope["path"]
         if not path.startswith("/widget"):
             send = _without_foreign_cors(scope, send)
-        if path.startswith(("/v1", "/widget")):
-            send = self._counted(scope, send)
+        if path.startswith(CAPPED_PREFIXES):
+            send = self._counted(scope, send) if not path.startswith(SIGNIN_PATH) else send
             capped = await self._capped(scope, receive, send)
             if capped is None:
                 return
@@ -195,13 +202,23 @@ class _Guard:
         needs_key = path in ("/v1/docs", "/v1/openapi.json") or not (
             path.startswith(("/v1", *PUBLIC_PREFIXES)) or path in ("/ready", "/metrics")  # these check in their routes
         )
-        if needs_key and self.state.config.auth_required:
+        if needs_key:
+            if self.state.config.auth_required and _page_without_credentials(scope):
+                await RedirectResponse(signin_location(path, scope.get("query_string", b"").decode("latin-1")), 303)(
+                    scope, receive, send
+                )
+                return
             try:
                 # The store's scripts, styles and fonts (~100 files a page load) are not requests to limit.
-                self.state.caller(Request(scope), counted=not _static_asset(scope))
+                caller = (
+                    self.state.caller(Request(scope), counted=not _static_asset(scope))
+                    if self.state.config.auth_required
+                    else self.state.keys.caller(Request(scope))
+                )
             except APIError as exc:
                 await exc.response()(scope, receive, send)
                 return
+            scope[IDENTITY_SCOPE_KEY] = caller.identity
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> APIError | None:
@@ -274,6 +291,19 @@ class _Guard:
             if not message.get("more_body"):
                 break
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _page_without_credentials(scope: Scope) -> bool:
+    """A browser opening a store page with no key and no session: it gets the sign-in page, not a JSON 401."""
+    headers = Headers(scope=scope)
+    return (
+        scope["method"] == "GET"
+        and "text/html" in headers.get("accept", "")
+        and not scope["path"].startswith(("/gradio_api", "/v1"))
+        and not headers.get("authorization")
+        and not headers.get("x-api-key")
+        and SESSION_COOKIE not in Request(scope).cookies
+    )
 
 
 def _cross_site(headers: Headers) -> bool:

@@ -6,12 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..access import Role
 from ..errors import InputError
 from .origins import LOOPBACK_HOSTS, parse_hosts
 
 API_KEYS_ENV = "GPTBUILDER_API_KEYS"
 API_KEYS_FILE_ENV = "GPTBUILDER_API_KEYS_FILE"
 ADMIN_KEYS_ENV = "GPTBUILDER_ADMIN_API_KEYS"
+BUILDER_KEYS_ENV = "GPTBUILDER_BUILDER_API_KEYS"
 WIDGET_SECRET_ENV = "GPTBUILDER_WIDGET_SECRET"
 PRICES_FILE_ENV = "GPTBUILDER_PRICES_FILE"
 RATE_LIMIT_STORAGE_ENV = "GPTBUILDER_RATE_LIMIT_STORAGE"
@@ -30,8 +32,9 @@ class Price:
 class ServerConfig:
     """Settings of one `serve` process; replicas behind a load balancer should share them."""
 
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()  # every key; those in neither list below are users (they chat)
     admin_keys: tuple[str, ...] = ()
+    builder_keys: tuple[str, ...] = ()
     requests_per_minute_per_key: int = 120
     requests_per_minute_per_ip: int = 240
     max_body_bytes: int = 1_000_000
@@ -50,29 +53,40 @@ class ServerConfig:
     # `Host` names answered (any port; "*.example.com", "*" for any): others get 400, so DNS rebinding fails
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     failed_auth_per_minute_per_ip: int = 10  # wrong or missing keys; past it even a right key waits (429)
+    session_seconds: int = 7 * 24 * 3600  # how long a browser stays signed in to the store
 
     @property
     def auth_required(self) -> bool:
         """Keys are configured, so every protected route asks for one."""
-        return bool(self.api_keys or self.admin_keys)
+        return bool(self.api_keys or self.admin_keys or self.builder_keys)
+
+    def roles(self) -> dict[str, Role]:
+        """Every key with its role: admin over builder over user when a key is in several lists."""
+        roles = dict.fromkeys(self.api_keys, Role.USER)
+        roles |= dict.fromkeys(self.builder_keys, Role.BUILDER)
+        roles |= dict.fromkeys(self.admin_keys, Role.ADMIN)
+        return roles
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
-        """Keys from GPTBUILDER_API_KEYS (comma-separated) and/or GPTBUILDER_API_KEYS_FILE (one a line).
+        """Keys with roles: GPTBUILDER_API_KEYS (users), GPTBUILDER_BUILDER_API_KEYS, GPTBUILDER_ADMIN_API_KEYS
+        (each comma-separated) and GPTBUILDER_API_KEYS_FILE (one key a line, then optionally its role).
 
-        Also GPTBUILDER_ADMIN_API_KEYS, GPTBUILDER_WIDGET_SECRET, GPTBUILDER_PRICES_FILE and
+        Also GPTBUILDER_WIDGET_SECRET, GPTBUILDER_PRICES_FILE and
         GPTBUILDER_RATE_LIMIT_STORAGE (a `limits` storage URL such as redis://host:6379 shared by replicas),
         GPTBUILDER_ALLOWED_HOSTS (comma-separated `Host` names; default: the loopback names).
         """
-        keys = [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+        roles = dict.fromkeys(_env_list(API_KEYS_ENV), Role.USER)
         keys_file = os.environ.get(API_KEYS_FILE_ENV)
         if keys_file:
-            keys += read_keys_file(Path(keys_file))
-        admins = tuple(k.strip() for k in os.environ.get(ADMIN_KEYS_ENV, "").split(",") if k.strip())
+            roles |= read_keys_file(Path(keys_file))
+        roles |= dict.fromkeys(_env_list(BUILDER_KEYS_ENV), Role.BUILDER)
+        roles |= dict.fromkeys(_env_list(ADMIN_KEYS_ENV), Role.ADMIN)
         prices_file = os.environ.get(PRICES_FILE_ENV)
         values: dict[str, object] = {
-            "api_keys": tuple(dict.fromkeys([*keys, *admins])),
-            "admin_keys": admins,
+            "api_keys": tuple(roles),
+            "admin_keys": tuple(k for k, role in roles.items() if role is Role.ADMIN),
+            "builder_keys": tuple(k for k, role in roles.items() if role is Role.BUILDER),
             "widget_secret": os.environ.get(WIDGET_SECRET_ENV) or None,
             "prices": read_prices(Path(prices_file)) if prices_file else {},
             "limits_storage": os.environ.get(RATE_LIMIT_STORAGE_ENV) or "memory://",
@@ -83,13 +97,33 @@ class ServerConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def read_keys_file(path: Path) -> list[str]:
-    """API keys, one a line; blank lines and # comments ignored."""
+def _env_list(name: str) -> list[str]:
+    return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+
+
+def read_keys_file(path: Path) -> dict[str, Role]:
+    """API keys, one a line, each optionally followed by its role (``sk-… builder``; default ``user``).
+
+    Blank lines and ``#`` comments are ignored; a line with an unknown role, or more than a key and a
+    role, is an error that names the line (never the key).
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"cannot read the API keys file {path}: {exc.strerror or exc}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    roles: dict[str, Role] = {}
+    for number, line in enumerate(lines, 1):
+        words = line.split()
+        words = words[: next((i for i, w in enumerate(words) if w.startswith("#")), len(words))]
+        if not words:
+            continue
+        if len(words) > 2 or (len(words) == 2 and words[1].lower() not in {r.value for r in Role}):
+            raise InputError(
+                f"{path}: line {number}: write a key and optionally its role ({', '.join(r.value for r in Role)}), "
+                "separated by a space"
+            )
+        roles[words[0]] = Role(words[1].lower()) if len(words) == 2 else Role.USER
+    return roles
 
 
 def read_prices(path: Path) -> dict[str, Price]:

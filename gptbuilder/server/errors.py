@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..access import AccessError
 from ..errors import DatabaseError, GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
 
 logger = logging.getLogger("gptbuilder.server")
@@ -80,6 +81,8 @@ def from_gptbuilder(exc: GPTBuilderError) -> APIError:
         return APIError(503, f"the GPT's spec is broken, so it cannot answer: {exc}", code="spec_error")
     if isinstance(exc, InputError):
         return APIError(400, str(exc), code="invalid_request")
+    if isinstance(exc, AccessError):
+        return APIError(403, str(exc), code="forbidden")
     if isinstance(exc, DatabaseError):
         logger.error("database error: %s", exc)
         return APIError(503, "the database is unavailable; try again shortly", code="database_unavailable")

@@ -133,8 +133,10 @@ async def widget_session(gpt_id: str, request: Request) -> JSONResponse:
     if origin is None or origin not in widget.allowed_origins:
         raise _forbidden(f"the origin {origin or '(none)'} may not embed this widget")
     st.limiter.hit("widget IP", client_ip(request), st.config.widget_messages_per_minute_per_ip * 2)
-    conversation = await run_in_threadpool(st.history.start, loaded.id, channel="widget", owner=f"widget:{origin}")
-    token, grant = await run_in_threadpool(_sessions(request).issue, loaded.id, origin, conversation.id)
+    sessions = _sessions(request)
+    session_id = sessions.new_id()  # the visitor's identity: random, so nobody can name it to list their chats
+    conversation = await run_in_threadpool(st.history.start, loaded.id, channel="widget", owner=f"widget:{session_id}")
+    token, grant = await run_in_threadpool(sessions.issue, loaded.id, origin, conversation.id, session_id)
     body = {"token": token, "expires_at": grant.expires, "config": _public_config(loaded, widget)}
     return JSONResponse(body, headers=_cors(origin, widget))
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Integer, String
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, Database
-from ..errors import DatabaseError
+from .signing import Signer, TokenError
+
+__all__ = ["TokenError", "WidgetSessions", "WidgetToken"]
 
 _SECRET_NAME = "widget-token-key"
 
@@ -34,13 +30,6 @@ class WidgetSessionRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ServerSecretRow(Base):
-    __tablename__ = "server_secrets"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
-
-
 @dataclass(frozen=True)
 class WidgetToken:
     """What a valid token grants: one session with one GPT, for one page origin, until ``expires``."""
@@ -51,52 +40,22 @@ class WidgetToken:
     expires: int
 
 
-class TokenError(Exception):
-    """A widget token is missing, forged, expired or for another GPT or origin."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class WidgetSessions:
     """Issues and checks HMAC-signed widget tokens; counts each session's messages."""
 
     def __init__(self, db: Database, *, secret: str | None = None, lifetime: int = 3600):
         self.db = db
         self.lifetime = lifetime
-        self._key = secret.encode("utf-8") if secret else None
+        self._signer = Signer(db, _SECRET_NAME, secret=secret)
 
-    def _secret(self) -> bytes:
-        if self._key is None:
-            self._key = self._shared_secret().encode("utf-8")
-        return self._key
+    @staticmethod
+    def new_id() -> str:
+        """A random, unguessable session id (its conversation's owner is ``widget:<id>``)."""
+        return uuid.uuid4().hex
 
-    def _shared_secret(self) -> str:
-        """One random key in the database: replicas sign and check with the same key without configuration."""
-        for _ in range(3):
-            with self.db.session() as s:
-                row = s.get(ServerSecretRow, _SECRET_NAME)
-                if row is not None:
-                    return row.value
-            try:
-                with self.db.session() as s:
-                    s.add(ServerSecretRow(name=_SECRET_NAME, value=secrets.token_urlsafe(48)))
-            except DatabaseError as exc:  # another replica created it first
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
-        raise DatabaseError("could not create the widget signing key")  # pragma: no cover
-
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._secret(), payload.encode("ascii"), hashlib.sha256).digest())
-
-    def issue(self, gpt_id: str, origin: str, conversation_id: str) -> tuple[str, WidgetToken]:
+    def issue(self, gpt_id: str, origin: str, conversation_id: str, session_id: str) -> tuple[str, WidgetToken]:
         """A new session and its token."""
-        token = WidgetToken(gpt_id, origin, uuid.uuid4().hex, int(time.time()) + self.lifetime)
+        token = WidgetToken(gpt_id, origin, session_id, int(time.time()) + self.lifetime)
         with self.db.session() as s:
             s.add(
                 WidgetSessionRow(
@@ -107,18 +66,12 @@ class WidgetSessions:
                     expires_at=datetime.fromtimestamp(token.expires, UTC),
                 )
             )
-        payload = _b64(json.dumps({"g": gpt_id, "o": origin, "s": token.session_id, "e": token.expires}).encode())
-        return f"{payload}.{self._sign(payload)}", token
+        return self._signer.sign({"g": gpt_id, "o": origin, "s": token.session_id, "e": token.expires}), token
 
     def verify(self, text: str | None, gpt_id: str) -> WidgetToken:
         """The token's grant; TokenError when forged, expired or for another GPT."""
-        if not text or not text.isascii() or text.count(".") != 1:  # compare_digest refuses non-ASCII
-            raise TokenError("missing or malformed widget token")
-        payload, signature = text.split(".")
-        if not hmac.compare_digest(signature, self._sign(payload)):
-            raise TokenError("invalid widget token")
+        data = self._signer.open(text, "widget token")
         try:
-            data = json.loads(_unb64(payload))
             token = WidgetToken(str(data["g"]), str(data["o"]), str(data["s"]), int(data["e"]))
         except (ValueError, KeyError, TypeError):
             raise TokenError("invalid widget token") from None

@@ -12,10 +12,12 @@ from typing import Any
 import gradio as gr
 
 from .. import builder as specs
+from ..access import Access, Identity
 from ..errors import GPTBuilderError, InputError, SpecError
 from ..spec import BUILTIN_TOOLS, CATEGORIES
 from ..store import Store
 from .conversation import Answer
+from .people import Identify, ui_call
 from .render import answer_content, answer_html, esc, md_text, step_messages, text_block
 
 PREVIEW_CACHE = 4
@@ -123,9 +125,27 @@ def problems_markdown(problems: list[Any]) -> str:
     return "❌ **Fix before saving:**\n\n" + text_block("\n".join(str(p) for p in problems))
 
 
-def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
-    """Lay out the builder inside the current Blocks and wire its events."""
+def build_builder(store: Store, preview_data_dir: Path, *, identify: Identify, access: Access) -> BuilderView:
+    """Lay out the builder inside the current Blocks and wire its events.
+
+    Every handler checks the caller first: only builders and admins reach it, and a builder opens,
+    saves, forks and uploads to only the GPTs they own (a new id becomes theirs when first saved or
+    given a file). Hiding the tab is for the eye; these checks are the rule.
+    """
     from ..models.registry import provider_names
+
+    def builder(request: gr.Request | None) -> Identity:
+        who = identify(request)
+        ui_call(access.require_builder, who)
+        return who
+
+    def editor(request: gr.Request | None, chosen: str) -> Identity:
+        who = identify(request)
+        ui_call(access.claim_for_edit, who, chosen)
+        return who
+
+    def editable(who: Identity, value: str | None = None) -> dict[str, Any]:
+        return gr.update(choices=access.editable(who, spec_ids(store)), value=value)
 
     base = gr.State({})
     loaded_fingerprint = gr.State(None)
@@ -137,7 +157,8 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
     first = specs.Draft(gpt_id=specs.free_id("my-gpt", spec_ids(store)), name="My GPT", instructions="You are a helpful assistant.")
     start = form_values(first)
     with gr.Row(elem_classes="gb-builder-top"):
-        editing = gr.Dropdown(label="Edit a GPT", choices=spec_ids(store), value=None, allow_custom_value=False, scale=3)
+        # Filled on load with the GPTs this person may edit; any value reaches the handlers, which check it.
+        editing = gr.Dropdown(label="Edit a GPT", choices=[], value=None, allow_custom_value=True, scale=3)
         new = gr.Button("＋ New GPT", scale=1)
         fork = gr.Button("⑂ Fork", scale=1)
     with gr.Row(equal_height=False):
@@ -185,7 +206,8 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         provider, model_name, temperature, max_tokens, tools, knowledge,
     ]
 
-    def show(base_fields: dict[str, Any], *values: Any) -> tuple[str, str]:
+    def show(request: gr.Request, base_fields: dict[str, Any], *values: Any) -> tuple[str, str]:
+        builder(request)
         try:
             draft = draft_from_form(base_fields, list(values))
         except (TypeError, ValueError) as exc:
@@ -200,9 +222,11 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
 
     loaded_outputs = [*form, base, loaded_fingerprint, yaml_view, problems, status, preview, raw, raw_problems, preview_turns]
 
-    def open_existing(chosen: str | None) -> tuple:
+    def open_existing(chosen: str | None, request: gr.Request) -> tuple:
         if not chosen:
             return tuple(gr.update() for _ in loaded_outputs)
+        if not access.can_edit(identify(request), chosen):
+            raise gr.Error(f"You cannot edit `{chosen}`: it is not one of your GPTs.", print_exception=False)
         path = store.gpts_dir / f"{chosen}.yaml"
         try:
             draft, fingerprint = specs.open_draft(path)
@@ -213,22 +237,26 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             raise gr.Error(f"cannot read {path.name}: {exc.strerror or exc}", print_exception=False) from None
         return load(draft, fingerprint, f"Editing `{chosen}`.", written)
 
-    def start_new() -> tuple:
+    def start_new(request: gr.Request) -> tuple:
+        builder(request)
         draft = specs.Draft(gpt_id=specs.free_id("my-gpt", spec_ids(store)), name="My GPT",
                             instructions="You are a helpful assistant.")
         return load(draft, None, "New GPT — not saved yet.")
 
-    def fork_gpt(chosen: str | None) -> tuple:
+    def fork_gpt(chosen: str | None, request: gr.Request) -> tuple:
         if not chosen:
             raise gr.Error("Pick the GPT to fork in “Edit a GPT”.", print_exception=False)
+        if not access.can_edit(identify(request), chosen):
+            raise gr.Error(f"You cannot fork `{chosen}`: it is not one of your GPTs.", print_exception=False)
         try:
             draft = specs.fork(store.gpts_dir / f"{chosen}.yaml", store.gpts_dir)
         except SpecError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return load(draft, None, f"Fork of `{chosen}` — not saved yet.")
 
-    def save_draft(base_fields: dict[str, Any], fingerprint: str | None, count: int, *values: Any) -> tuple:
+    def save_draft(request: gr.Request, base_fields: dict[str, Any], fingerprint: str | None, count: int, *values: Any) -> tuple:
         draft = draft_from_form(base_fields, list(values))
+        who = editor(request, draft.gpt_id)
         try:
             result = store.save(draft.gpt_id, draft.to_yaml(), loaded_fingerprint=fingerprint)
         except SpecError as exc:
@@ -241,13 +269,15 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             gr.Warning(result.warning)
             note += f"\n\n⚠️ {md_text(result.warning)} (last write wins)."
         written = result.path.read_text(encoding="utf-8")
-        return result.fingerprint, gr.update(choices=spec_ids(store), value=draft.gpt_id), count + 1, note, written
+        return result.fingerprint, editable(who, draft.gpt_id), count + 1, note, written
 
-    def check_raw(chosen_id: str, text: str) -> str:
+    def check_raw(chosen_id: str, text: str, request: gr.Request) -> str:
+        builder(request)
         return problems_markdown(specs.validate((chosen_id or "").strip(), text or "", store.gpts_dir))
 
-    def save_raw(chosen_id: str, text: str, fingerprint: str | None, count: int) -> dict[Any, Any]:
+    def save_raw(chosen_id: str, text: str, fingerprint: str | None, count: int, request: gr.Request) -> dict[Any, Any]:
         chosen_id = (chosen_id or "").strip()
+        who = editor(request, chosen_id)
         text = text or ""
         text = text if text.endswith("\n") or not text else text + "\n"  # the code editor drops the final newline
         try:
@@ -261,12 +291,17 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
             gr.Warning(result.warning)
             note += f"\n\n⚠️ {md_text(result.warning)} (last write wins)."
         reloaded = load(specs.draft_from_text(chosen_id, text), result.fingerprint, note, text)
-        return {**dict(zip(loaded_outputs, reloaded)), editing: gr.update(choices=spec_ids(store), value=chosen_id),
-                saved: count + 1}
+        return {**dict(zip(loaded_outputs, reloaded)), editing: editable(who, chosen_id), saved: count + 1}
 
-    def add_uploads(files: list[Any] | None, chosen_id: str, current: str) -> tuple[str | dict[str, Any], str, None]:
+    def add_uploads(
+        files: list[Any] | None, chosen_id: str, current: str, request: gr.Request
+    ) -> tuple[str | dict[str, Any], str, None]:
         if not files:
             return gr.update(), "", None
+        try:  # the files go into this GPT's own folder: it must be the caller's
+            access.claim_for_edit(identify(request), (chosen_id or "").strip())
+        except GPTBuilderError as exc:
+            return gr.update(), f"❌ {md_text(exc)}", None
         added, notes = _lines(current), []
         for file in files:
             path = Path(getattr(file, "name", None) or str(file))
@@ -284,8 +319,14 @@ def build_builder(store: Store, preview_data_dir: Path) -> BuilderView:
         return "\n".join(added), "\n\n".join(notes), None
 
     def preview_reply(
-        text: str, chat: list[dict[str, Any]], turns: list[dict[str, str]], base_fields: dict[str, Any], *values: Any
+        request: gr.Request,
+        text: str,
+        chat: list[dict[str, Any]],
+        turns: list[dict[str, str]],
+        base_fields: dict[str, Any],
+        *values: Any,
     ) -> Iterator[tuple]:
+        builder(request)
         if not (text or "").strip():
             raise gr.Error("Type a message to try the draft.", print_exception=False)
         draft = draft_from_form(base_fields, list(values))

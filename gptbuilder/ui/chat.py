@@ -10,10 +10,12 @@ from typing import Any, Literal, TypedDict
 
 import gradio as gr
 
+from ..access import Access
 from ..errors import GPTBuilderError
 from ..history import History
 from ..store import Store
 from .conversation import ChatTurns, Snapshot, pending_asks
+from .people import Identify, person
 from .render import avatar_text, chat_messages, esc
 
 MAX_STARTERS = 12
@@ -56,8 +58,12 @@ def header_html(store: Store, gpt_id: str | None) -> str:
     )
 
 
-def build_chat(store: Store, history: History) -> ChatView:
-    """Lay out the chat view inside the current Blocks and wire its events."""
+def build_chat(store: Store, history: History, *, identify: Identify, access: Access) -> ChatView:
+    """Lay out the chat view inside the current Blocks and wire its events.
+
+    Each handler asks ``identify`` who sent the request: a key's conversations are the key's, and a
+    conversation named by id opens only for its owner (or, read-only in practice, the GPT's owner and admins).
+    """
     turns = ChatTurns(store, history)
     owner = gr.State("")
     conversation = gr.State(None)
@@ -135,14 +141,19 @@ def build_chat(store: Store, history: History) -> ChatView:
         except GPTBuilderError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def respond(text: str, gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
+    def respond(text: str, gpt_id: str | None, conv: str | None, who: str, request: gr.Request) -> Iterator[tuple]:
         if not gpt_id:
             raise gr.Error("Pick a GPT first.", print_exception=False)
+        who = person(identify, request, who).owner
         yield from stream(turns.send(gpt_id, conv, text or "", owner=who), who, gpt_id)
 
     def decide(approved: bool, gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
         if not gpt_id or not conv:
             raise gr.Error("There is nothing waiting for approval.", print_exception=False)
+        try:
+            turns.check_own(conv, who)
+        except GPTBuilderError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
         asks = pending_asks(history.messages(conv))
         if not asks:
             raise gr.Error("There is nothing waiting for approval.", print_exception=False)
@@ -151,12 +162,14 @@ def build_chat(store: Store, history: History) -> ChatView:
         text = "(" + "; ".join(f"{word} {a['name']}" for a in asks) + ")"
         yield from stream(turns.send(gpt_id, conv, text, owner=who, approvals=decisions), who, gpt_id)
 
-    def again(gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
+    def again(gpt_id: str | None, conv: str | None, who: str, request: gr.Request) -> Iterator[tuple]:
         if not gpt_id or not conv:
             raise gr.Error("Nothing to regenerate yet: send a message first.", print_exception=False)
-        yield from stream(turns.regenerate(gpt_id, conv), who, gpt_id)
+        who = person(identify, request, who).owner
+        yield from stream(turns.regenerate(gpt_id, conv, owner=who), who, gpt_id)
 
-    def open_gpt(gpt_id: str | None, who: str) -> tuple:
+    def open_gpt(gpt_id: str | None, who: str, request: gr.Request) -> tuple:
+        who = person(identify, request, who).owner
         starter_texts: list[str] = []
         rated = history.rating(gpt_id, owner=who) if gpt_id else None
         if gpt_id:
@@ -169,11 +182,12 @@ def build_chat(store: Store, history: History) -> ChatView:
         radio = gr.update(choices=conversation_choices(gpt_id, who), value=None)
         return (header_html(store, gpt_id), gr.update(value=rated), *buttons, [], None, [], radio, gr.update(visible=False), "")
 
-    def resume(conv: str | None, gpt_id: str | None) -> tuple:
+    def resume(conv: str | None, gpt_id: str | None, who: str, request: gr.Request) -> tuple:
         if not conv:
             return gr.update(), gr.update(), gr.update(), gr.update(visible=False), ""
         try:
             found = history.get(conv)
+            access.check_conversation(person(identify, request, who), found.gpt_id, found.owner)
         except GPTBuilderError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         stored = history.messages(conv)
@@ -181,27 +195,32 @@ def build_chat(store: Store, history: History) -> ChatView:
         row, text = approval_updates(pending_asks(stored))
         return shown, found.id, ids, row, text
 
-    def rename_conversation(conv: str | None, title: str, gpt_id: str | None, who: str) -> tuple:
+    def rename_conversation(conv: str | None, title: str, gpt_id: str | None, who: str, request: gr.Request) -> tuple:
         if not conv:
             raise gr.Error("Pick a conversation to rename.", print_exception=False)
+        who = person(identify, request, who).owner
         try:
+            turns.check_own(conv, who)
             history.rename(conv, title)
         except GPTBuilderError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return gr.update(choices=conversation_choices(gpt_id, who), value=conv), ""
 
-    def delete_conversation(conv: str | None, gpt_id: str | None, who: str) -> tuple:
+    def delete_conversation(conv: str | None, gpt_id: str | None, who: str, request: gr.Request) -> tuple:
         if not conv:
             raise gr.Error("Pick a conversation to delete.", print_exception=False)
+        who = person(identify, request, who).owner
         try:
+            turns.check_own(conv, who)
             history.delete(conv)
         except GPTBuilderError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return gr.update(choices=conversation_choices(gpt_id, who), value=None), [], None, [], "Conversation deleted."
 
-    def rate(gpt_id: str | None, stars: int | None, who: str) -> str:
+    def rate(gpt_id: str | None, stars: int | None, who: str, request: gr.Request) -> str:
         if not gpt_id or stars is None:
             return ""
+        who = person(identify, request, who).owner
         try:
             history.rate(gpt_id, int(stars), owner=who)
         except GPTBuilderError as exc:
@@ -239,11 +258,11 @@ def build_chat(store: Store, history: History) -> ChatView:
         button.click(respond, [button, gpt, conversation, owner], stream_outputs, api_visibility="private", **chat_options)
         for button in starters
     ]
-    def approve_all(gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
-        yield from decide(True, gpt_id, conv, who)
+    def approve_all(gpt_id: str | None, conv: str | None, who: str, request: gr.Request) -> Iterator[tuple]:
+        yield from decide(True, gpt_id, conv, person(identify, request, who).owner)
 
-    def deny_all(gpt_id: str | None, conv: str | None, who: str) -> Iterator[tuple]:
-        yield from decide(False, gpt_id, conv, who)
+    def deny_all(gpt_id: str | None, conv: str | None, who: str, request: gr.Request) -> Iterator[tuple]:
+        yield from decide(False, gpt_id, conv, person(identify, request, who).owner)
 
     approve_event = approve.click(approve_all, [gpt, conversation, owner], stream_outputs, api_name="approve", **chat_options)
     deny_event = deny.click(deny_all, [gpt, conversation, owner], stream_outputs, api_name="deny", **chat_options)
@@ -255,7 +274,7 @@ def build_chat(store: Store, history: History) -> ChatView:
     gpt.change(open_gpt, [gpt, owner], opened, api_name="open", show_progress="hidden")
     gr.on([new_chat.click, chatbot.clear], lambda: ([], None, [], gr.update(value=None), gr.update(visible=False), ""), None,
           [chatbot, conversation, shown_ids, conversations, approval_row, notice], api_name="new_chat")
-    conversations.input(resume, [conversations, gpt], [chatbot, conversation, shown_ids, approval_row, approval_text],
+    conversations.input(resume, [conversations, gpt, owner], [chatbot, conversation, shown_ids, approval_row, approval_text],
                         api_name="resume")
     rename.click(rename_conversation, [conversation, new_title, gpt, owner], [conversations, new_title], api_name="rename")
     delete.click(delete_conversation, [conversation, gpt, owner], [conversations, chatbot, conversation, shown_ids, notice],

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..access import AccessError
 from ..errors import GPTBuilderError, InputError
 from ..events import ConfirmationRequest, Done, Event, Step, Transcript
 from ..history import DatabasePendingCalls, History, Message
@@ -144,9 +145,10 @@ class ChatTurns:
         answer = self.history.add(conversation, "assistant", "", streaming=True)
         yield from self._stream(agent, conversation, stored, user, answer, approvals)
 
-    def regenerate(self, gpt_id: str, conversation_id: str) -> Iterator[Snapshot]:
+    def regenerate(self, gpt_id: str, conversation_id: str, *, owner: str = "") -> Iterator[Snapshot]:
         """Answer the last user message again, replacing the answer after it."""
         agent = self.store.agent(gpt_id)
+        self.check_own(conversation_id, owner)
         stored = self.history.messages(conversation_id)
         last_user = max((i for i, m in enumerate(stored) if m.role == "user"), default=None)
         if last_user is None:
@@ -155,13 +157,20 @@ class ChatTurns:
         answer = after[0] if after else self.history.add(conversation_id, "assistant", "")
         yield from self._stream(agent, conversation_id, stored[: last_user + 1], stored[last_user], answer, None)
 
+    def check_own(self, conversation_id: str, owner: str) -> None:
+        """AccessError unless ``owner`` had this conversation (only they may add to, rename or delete it)."""
+        if self.history.get(conversation_id).owner != owner:
+            raise AccessError("this conversation belongs to someone else; start a new chat")
+
     def _conversation(self, gpt_id: str, conversation_id: str | None, owner: str) -> str:
         if conversation_id:
             try:
-                if self.history.get(conversation_id).gpt_id == gpt_id:
-                    return conversation_id
+                found = self.history.get(conversation_id)
             except InputError:
-                pass  # deleted meanwhile: start a new one
+                found = None  # deleted meanwhile: start a new one
+            if found is not None and found.gpt_id == gpt_id:
+                self.check_own(conversation_id, owner)
+                return conversation_id
         return self.history.start(gpt_id, owner=owner, channel="store").id
 
     def _stream(

@@ -55,10 +55,10 @@ def test_health_and_widget_script_need_no_key(client):
     assert client.get("/widget.js").status_code == 200
 
 
-def test_store_ui_is_mounted_and_asks_browsers_for_the_key(make_app, echo):
+def test_store_ui_is_mounted_and_asks_for_the_key(make_app, echo):
     client = TestClient(make_app(ServerConfig(api_keys=(KEY,)), ui=True))
-    refused = client.get("/")
-    assert refused.status_code == 401 and "Basic" in refused.headers["WWW-Authenticate"]
+    refused = client.get("/")  # a script, not a browser: JSON and a Bearer challenge (browsers: tests/server/test_signin.py)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Bearer realm="gptbuilder"'
     page = client.get("/", auth=("anyone", KEY))
     assert page.status_code == 200 and "gradio" in page.text.lower()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,7 +112,8 @@ def test_chat_streams_sanitized_html_and_citations_and_is_stored(client, make_ap
     assert citation["source"].endswith("returns.md") and citation["cited"] is True
     history = History(client.app.state.gptbuilder.history.db)
     [conversation] = history.conversations("shop")
-    assert conversation.channel == "widget" and conversation.owner == f"widget:{SITE}"
+    # the visitor's session owns it: random, so nobody can name "widget:<site>" to list visitors' chats
+    assert conversation.channel == "widget" and re.fullmatch(r"widget:[0-9a-f]{32}", conversation.owner)
     stored = history.messages(conversation.id)
     assert [(m.role, m.content) for m in stored] == [("user", "Can I return shoes?"), ("assistant", "30 days [1].")]
     assert stored[1].extra["citations"][0]["number"] == 1
