@@ -216,6 +216,7 @@ def test_full_queue_answers_503_quickly(make_app, live, echo):
         assert _error(refused, 503)["code"] == "queue_full"
         assert refused.headers["Retry-After"] == "1"
         list(lines)
+    model.replies[:] = ["short answer"]  # served again once the busy stream is over (no need for a long answer)
     assert httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 200
 
 
@@ -292,7 +293,7 @@ def test_client_leaving_a_non_streamed_request_stops_generation(make_app, live, 
 
 
 def test_keepalives_are_sse_comments(make_app, live, echo):
-    model = SlowFake(replies=["slow " * 6], delay=0.4)
+    model = SlowFake(replies=["slow " * 2], delay=0.4)  # each 0.4 s gap is two keepalive periods
     server = live(make_app(ServerConfig(keepalive_seconds=0.2), model_factory=slow_factory(model)))
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30) as response:
         lines = [line for line in response.iter_lines() if line]

@@ -43,7 +43,7 @@ def static_site(tmp_path: Path) -> Iterator[callable]:
         port = sock.getsockname()[1]
         sock.close()
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Quiet, directory=str(folder)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{port}"
 
@@ -108,8 +108,9 @@ def test_embedded_widget_chats_with_streaming_and_citations(tmp_path, gpts_dir, 
     elsewhere = browser.new_page()
     messages: list[str] = []
     elsewhere.on("console", lambda m: messages.append(m.text))
-    elsewhere.goto(f"{foreign}/index.html")
-    elsewhere.wait_for_timeout(1500)
+    # the loader logs this once its session request failed, and mounts nothing after that
+    with elsewhere.expect_console_message(lambda m: "gptbuilder widget unavailable" in m.text, timeout=15_000):
+        elsewhere.goto(f"{foreign}/index.html")
     assert elsewhere.locator("#gptbuilder-launcher").count() == 0
     assert elsewhere.locator("#gptbuilder-frame").count() == 0
     assert any("gptbuilder widget unavailable" in m for m in messages)

@@ -316,7 +316,7 @@ class Pages(BaseHTTPRequestHandler):
 def site() -> Iterator[str]:
     """A stdlib HTTP server on a loopback port in a thread; yields its base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # quick shutdown
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
