@@ -166,7 +166,7 @@ class Access:
         if owner is None and self._spec_path(gpt_id) is not None:
             raise AccessError(f"{gpt_id!r} has no recorded owner, so only an admin may change it")
         if owner is not None and owner != who.owner:
-            raise AccessError(f"{gpt_id!r} belongs to another builder; fork it under a new id instead")
+            raise AccessError(f"{gpt_id!r} belongs to another builder; save yours under another id")
 
     def _spec_path(self, gpt_id: str) -> Path | None:
         path = self.gpts_dir / f"{gpt_id}.yaml"

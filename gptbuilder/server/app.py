@@ -203,10 +203,9 @@ class _Guard:
             path.startswith(("/v1", *PUBLIC_PREFIXES)) or path in ("/ready", "/metrics")  # these check in their routes
         )
         if needs_key:
-            if self.state.config.auth_required and _page_without_credentials(scope):
-                await RedirectResponse(signin_location(path, scope.get("query_string", b"").decode("latin-1")), 303)(
-                    scope, receive, send
-                )
+            browser_page = self.state.config.auth_required and _browser_page_without_key(scope)
+            if browser_page and SESSION_COOKIE not in Request(scope).cookies:
+                await self._to_signin(scope, receive, send)  # no key was tried, so no failure is counted
                 return
             try:
                 # The store's scripts, styles and fonts (~100 files a page load) are not requests to limit.
@@ -216,10 +215,20 @@ class _Guard:
                     else self.state.keys.caller(Request(scope))
                 )
             except APIError as exc:
-                await exc.response()(scope, receive, send)
+                if browser_page and exc.status == 401:  # an expired session, or its key was removed
+                    await self._to_signin(scope, receive, send, forget_session=True)
+                else:
+                    await exc.response()(scope, receive, send)
                 return
             scope[IDENTITY_SCOPE_KEY] = caller.identity
         await self.app(scope, receive, send)
+
+    async def _to_signin(self, scope: Scope, receive: Receive, send: Send, *, forget_session: bool = False) -> None:
+        location = signin_location(scope["path"], scope.get("query_string", b"").decode("latin-1"))
+        response = RedirectResponse(location, 303)
+        if forget_session:
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        await response(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> APIError | None:
         """Why this request is refused before anything else runs: a foreign Host, a cross-site write, keyless admin."""
@@ -293,8 +302,8 @@ class _Guard:
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
 
 
-def _page_without_credentials(scope: Scope) -> bool:
-    """A browser opening a store page with no key and no session: it gets the sign-in page, not a JSON 401."""
+def _browser_page_without_key(scope: Scope) -> bool:
+    """A browser opening a store page without a key: without a valid session it gets the sign-in page, not JSON."""
     headers = Headers(scope=scope)
     return (
         scope["method"] == "GET"
@@ -302,7 +311,6 @@ def _page_without_credentials(scope: Scope) -> bool:
         and not scope["path"].startswith(("/gradio_api", "/v1"))
         and not headers.get("authorization")
         and not headers.get("x-api-key")
-        and SESSION_COOKIE not in Request(scope).cookies
     )
 
 

@@ -57,7 +57,7 @@ def test_health_and_widget_script_need_no_key(client):
 
 def test_store_ui_is_mounted_and_asks_for_the_key(make_app, echo):
     client = TestClient(make_app(ServerConfig(api_keys=(KEY,)), ui=True))
-    refused = client.get("/")  # a script, not a browser: JSON and a Bearer challenge (browsers: tests/server/test_signin.py)
+    refused = client.get("/")  # a script, not a browser: JSON and a Bearer challenge (browsers: tests/security/test_roles.py)
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Bearer realm="gptbuilder"'
     page = client.get("/", auth=("anyone", KEY))
     assert page.status_code == 200 and "gradio" in page.text.lower()
