@@ -20,6 +20,7 @@ Per answer, measured here, independently of the product's own guard:
   percentage, a time, a date, a phone number, an e-mail address, a URL: `claims`) found neither in the
   passages the answer was given (its Citation events) nor in the conversation or the GPT's instructions;
   fenced code, citation markers and list numbers are not claims;
+- right and clean: correct with no unsupported claim, an answer a user could take as it is;
 - source retrieved: the file the facts come from is among the passages (a miss there is retrieval's);
 - time to first token (the first non-empty TextDelta) and total time;
 - changed: the `grounding` event says the guard changed the answer (n/a where no such event came).
@@ -134,9 +135,14 @@ _CLAIM_PATTERNS = [
 ]
 
 
-def claims(text: str) -> set[str]:
-    """The checkable claims in a text, each normalised and keyed by kind (e.g. `price:42 gbp`, `number:30 day`)."""
-    text = re.sub(r"```.*?(?:```|$)", " ", text, flags=re.S)  # code is not a claim about the world
+def claims(text: str, *, code: bool = False) -> set[str]:
+    """The checkable claims in a text, each normalised and keyed by kind (e.g. `price:42 gbp`, `number:30 day`).
+
+    Fenced code is left out (code is not a claim about the world) unless ``code``: a source's code supports
+    an answer's claims, and a passage cut from a longer file may hold half a fence.
+    """
+    if not code:
+        text = re.sub(r"```.*?(?:```|$)", " ", text, flags=re.S)
     text = re.sub(r"\[\d+\]", " ", text)  # citation markers
     text = re.sub(r"(?m)^\s*\d+[.)]\s", " ", text)  # numbered list items
     text = normalise(text)
@@ -160,7 +166,7 @@ def unsupported(answer: str, known: str) -> list[str]:
     A bare number counts as supported when the known text holds that number anywhere, with or without a
     unit; a number with a unit, a price, a time... only when the known text holds the same.
     """
-    have = claims(known)
+    have = claims(known, code=True)
     numbers = {c.split(":", 1)[1].split(" ")[0] for c in have if c.startswith(("number:", "price:", "percent:"))}
     numbers |= {c.split(":", 1)[1].rstrip("%") for c in have if c.startswith("percent:")}
     missing = []
@@ -242,6 +248,7 @@ def ask(agent: Any, item: dict[str, Any], instructions: str) -> dict[str, Any]:
         "unsupported": bool(missing),
         "source_retrieved": any(Path(p.source).name == source for p in passages),
         "sources": [p.source for p in passages],
+        "passages": [p.text for p in passages],
         "ttft_s": first,
         "total_s": total,
         "grounding": grounding.to_dict() if grounding is not None else None,
@@ -293,6 +300,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "n": n,
         "correct": sum(r["correct"] for r in records),
         "unsupported": sum(r["unsupported"] for r in records),
+        "right_and_clean": sum(r["correct"] and not r["unsupported"] for r in records),
         "source_retrieved": sum(r["source_retrieved"] for r in records),
         "ttft_p50_s": statistics.median(ttfts) if ttfts else None,
         "total_p50_s": statistics.median(r["total_s"] for r in records) if records else None,
@@ -310,16 +318,15 @@ def _secs(value: float | None) -> str:
 
 
 def print_table(table: dict[str, dict[str, dict[str, Any]]]) -> None:
-    header = f"{'gpt':16} {'mode':10} {'correct':>12} {'unsupported':>12} {'source hit':>12} {'ttft p50':>9} " \
-             f"{'total p50':>9} {'changed':>12}"
-    print(header)
-    print("-" * len(header))
+    """One row per GPT and mode: the rates, the medians, and what the guard changed."""
+    counted = ("correct", "unsupported", "right+clean", "source hit")
+    print(f"{'gpt':16} {'mode':10} " + " ".join(f"{c:>12}" for c in counted) + f" {'ttft p50':>9} {'total p50':>9} {'changed':>12}")
     for gpt_id, by_mode in table.items():
         for mode, s in by_mode.items():
+            rates = (s["correct"], s["unsupported"], s["right_and_clean"], s["source_retrieved"])
             changed = _pct(s["changed"], s["grounded"]) if s["grounded"] else "n/a"
-            print(f"{gpt_id:16} {mode:10} {_pct(s['correct'], s['n']):>12} {_pct(s['unsupported'], s['n']):>12} "
-                  f"{_pct(s['source_retrieved'], s['n']):>12} {_secs(s['ttft_p50_s']):>9} {_secs(s['total_p50_s']):>9} "
-                  f"{changed:>12}")
+            print(f"{gpt_id:16} {mode:10} " + " ".join(f"{_pct(r, s['n']):>12}" for r in rates)
+                  + f" {_secs(s['ttft_p50_s']):>9} {_secs(s['total_p50_s']):>9} {changed:>12}")
 
 
 def targets(overall: dict[str, dict[str, Any]]) -> tuple[list[str], bool]:

@@ -105,6 +105,10 @@ def test_unsupported_claims_are_those_the_sources_do_not_hold():
     assert bench.unsupported("It is forty-two pounds, order three days ahead, open 7am to 6pm.", sources) == []
     assert bench.unsupported("Delivery takes 3 working days; 5 in all.", sources) == []
     assert bench.unsupported("Order 4 days ahead.", sources) == ["number:4 day"]
+    # A passage cut from a longer file may end one code block and open another: all of it supports.
+    cut = "x = 1\n```\nThe build takes about 6 minutes on 2 cores.\n```python\ny = 2"
+    assert bench.unsupported("It takes 6 minutes.", cut) == []
+    assert bench.unsupported("Run it:\n```python\nsleep(99)\n```", "") == []
 
 
 def test_a_run_on_the_fake_model_records_every_answer(tmp_path):
