@@ -51,9 +51,10 @@ class Retrieve:
         self.tool_applies = tool_applies
 
     def __call__(self, turn: Turn) -> Generator[Event, None, Done | None]:
+        from ..knowledge.query import retrieval_query
         from ..knowledge.retriever import NO_MATCH_MESSAGE
 
-        turn.retrieval = self.knowledge.retrieve(turn.request)
+        turn.retrieval = self.knowledge.retrieve(retrieval_query(turn.history))  # a follow-up keeps its context
         if turn.retrieval.sources or self.knowledge.config.on_no_match != "refuse":
             return None
         if self.tool_applies(turn):
