@@ -17,6 +17,7 @@ from .models.base import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
 from .pending import MemoryPendingCalls, PendingCalls
 from .turn import Options, OutputStage, Runner, Stage, Turn, normal_finish_reason, through
 from .turn.approvals import ResolveApprovals, needing_confirmation
+from .turn.grounding import Extract
 from .turn.guards import GuardInput, InputGuard
 from .turn.knowledge import AnswerCurated, Cite, Retrieve, RoutedTools, Router
 from .turn.prompt import MAX_MESSAGE_CHARS, MessagesLike, fit, to_messages
@@ -138,6 +139,8 @@ class Agent:
             if answer is not None:
                 yield answer
                 return
+        if self._extractive(turn):
+            runner = Extract(self.knowledge.index.embedder.embed if self.knowledge else None)
         prompt = self._fit(turn.history, max_tokens, turn.retrieval)
         after = [guard(turn) for guard in self.output_guards]
         if turn.retrieval and turn.retrieval.sources:
@@ -169,6 +172,16 @@ class Agent:
         if self.tools:
             return ToolLoop(self.model, self.tools, max_calls=self.loaded.spec.max_tool_calls)
         return Answer(self.model)
+
+    def _extractive(self, turn: Turn) -> bool:
+        """Whether this turn is answered with the sources' own sentences (`answer_mode: extractive`, sources found)."""
+        return (
+            self.knowledge is not None
+            and self.knowledge.config.answer_mode == "extractive"
+            and turn.retrieval is not None
+            and bool(turn.retrieval.sources)
+            and not turn.client_tools
+        )
 
     def _fit(self, history: list[BaseMessage], max_tokens: int | None, retrieval: Retrieval | None) -> list[BaseMessage]:
         return fit(
@@ -239,8 +252,12 @@ def compile_agent(
         from .models.tool_routing import ToolRouter
 
         router = ToolRouter(embedder.embed)
-    guards = []
+    guards: list[Callable[[Turn], OutputStage]] = []
     private = knowledge is not None and knowledge.config.private
+    if knowledge is not None and knowledge.config.answer_mode == "verified":
+        from .turn.grounding import Verify
+
+        guards.append(Verify(unsupported=knowledge.config.unsupported, also_known=loaded.instructions, private=private))
     if loaded.spec.protect_instructions or private:
         from .turn.guards import ProtectEcho
 

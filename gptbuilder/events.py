@@ -113,7 +113,28 @@ class Curated(_Event):
     score: float
 
 
-Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Done
+@dataclass(frozen=True)
+class Grounding(_Event):
+    """How the answer was checked against its sources (answer modes `verified` and `extractive`).
+
+    ``claims`` checkable claims were found in ``sentences`` sentences; ``changes`` lists each sentence the
+    check changed: {"sentence", "unsupported": [claims as written], "action": dropped | quoted | marked |
+    replaced, "replacement"}.
+    """
+
+    type: ClassVar[str] = "grounding"
+    mode: str
+    sentences: int
+    claims: int
+    changes: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything the model wrote was changed before it was shown."""
+        return bool(self.changes)
+
+
+Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Grounding | Done
 
 Step = ToolCall | ToolResult | ConfirmationRequest
 
@@ -130,6 +151,7 @@ class Transcript:
     citations: list[Citation] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)  # tool calls, results and confirmation requests, in order
     curated: Curated | None = None
+    grounding: Grounding | None = None
     done: Done | None = None
 
     @classmethod
@@ -151,6 +173,8 @@ class Transcript:
                 self.steps.append(event)
             case Curated():
                 self.curated = event
+            case Grounding():
+                self.grounding = event
             case Done():
                 self.done = event
 

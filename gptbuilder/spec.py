@@ -84,6 +84,15 @@ class KnowledgeConfig(_Strict):
     full_context_under_tokens: int = Field(default=0, ge=0)
     on_no_match: Literal["refuse", "answer"] = "refuse"
     private: bool = Field(default=False, description="Answers never repeat a passage verbatim (30+ characters in a row)")
+    answer_mode: Literal["generate", "extractive", "verified"] = Field(
+        default="verified",
+        description="generate: the model answers freely; verified: each sentence is checked against the sources "
+        "before it is shown; extractive: the answer is the sources' best-matching sentences, no generation",
+    )
+    unsupported: Literal["drop", "quote", "mark"] = Field(
+        default="quote",
+        description="verified mode: what happens to a sentence with a claim the sources do not support",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KnowledgeConfig:
@@ -231,6 +240,8 @@ class Expectation(_Strict):
     refuses: bool | None = None
     calls: ToolCallExpectation | None = None
     curated: bool | None = None
+    grounded: bool | None = Field(default=None, description="true: every checkable claim in the answer is in its sources")
+    facts: StrList = Field(default_factory=list, description="Facts the answer states (£42 = 42 pounds, 7:00 = 7am)")
     max_latency_ms: int | None = Field(default=None, ge=1)
 
     @field_validator("regex")

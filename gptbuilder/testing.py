@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import GPTBuilderError, InputError, SpecError
 from .events import Transcript
 from .fingerprint import spec_version
+from .knowledge.claims import states
 from .loader import LoadedSpec
 from .spec import ModelConfig, TestCase
 
@@ -54,6 +55,8 @@ class CaseResult:
     retrieved: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     curated: bool = False
+    unsupported: list[str] = field(default_factory=list)  # claims in the answer its sources do not state
+    corrected: int = 0  # sentences the faithfulness guard changed before the answer was shown
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -82,6 +85,11 @@ class GPTResult:
         return len(self.cases)
 
     @property
+    def unsupported_claims(self) -> int:
+        """Claims, over all answers, that their sources do not state."""
+        return sum(len(case.unsupported) for case in self.cases)
+
+    @property
     def ok(self) -> bool:
         """Loaded, and no case failed (a GPT without tests is ok)."""
         return self.error is None and self.passed == self.total
@@ -96,6 +104,8 @@ class GPTResult:
             "total": self.total,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "unsupported_claims": self.unsupported_claims,
+            "corrected_sentences": sum(case.corrected for case in self.cases),
             "cases": [case.to_dict() for case in self.cases],
         }
 
@@ -306,6 +316,12 @@ def _record(result: CaseResult, transcript: Transcript) -> None:
     result.citations = list(dict.fromkeys(c.source for c in transcript.citations))
     result.tool_calls = [{"name": call.name, "arguments": call.arguments} for call in transcript.calls]
     result.curated = transcript.curated is not None
+    result.corrected = len(transcript.grounding.changes) if transcript.grounding else 0
+    passages = [c.text for c in transcript.citations if c.text]
+    if passages:
+        from .knowledge.claims import Evidence
+
+        result.unsupported = [c.text for c in Evidence([result.ask, *passages]).unsupported(result.answer)]
 
 
 def _check(case: TestCase, result: CaseResult) -> list[str]:
@@ -330,6 +346,13 @@ def _check(case: TestCase, result: CaseResult) -> list[str]:
         failures.append(f"calls {wanted}: not called (calls made: {made or 'none'})")
     if expect.curated is not None and expect.curated != result.curated:
         failures.append("curated: answered by the model" if expect.curated else "curated: a curated answer answered")
+    if expect.grounded and result.unsupported:
+        failures.append(f"grounded: not in the sources: {', '.join(result.unsupported)}")
+    if expect.grounded and not result.citations and not result.curated:
+        failures.append("grounded: the answer has no sources to be checked against")
+    for fact in expect.facts:
+        if not states(answer, fact):
+            failures.append(f"facts {fact!r}: not stated in the answer")
     if expect.max_latency_ms is not None and result.latency_ms > expect.max_latency_ms:
         failures.append(f"max_latency_ms {expect.max_latency_ms}: took {result.latency_ms} ms")
     return failures

@@ -242,3 +242,30 @@ def test_the_real_embedded_model_answers_from_knowledge_with_real_embeddings(wri
     citations = [e for e in events if isinstance(e, Citation)]
     assert citations and citations[0].source == "knowledge/returns.md"
     assert "30 days" in events[-1].text
+
+
+def test_verified_is_the_default_and_replaces_an_invented_number(knowledge_agent):
+    from gptbuilder.events import Grounding, Transcript
+
+    transcript = Transcript.from_events(knowledge_agent(reply="Within 45 days [1].").stream("can shoes be returned?"))
+    assert transcript.text == "Shoes can be returned within 30 days. [1]"
+    assert isinstance(transcript.grounding, Grounding) and transcript.grounding.changes[0]["unsupported"] == ["45 days"]
+    assert [c.cited for c in transcript.citations if c.number == 1] == [True]
+
+
+def test_generate_mode_is_todays_behaviour(knowledge_agent):
+    from gptbuilder.events import Transcript
+
+    agent = knowledge_agent(reply="Within 45 days [1].", extra="  answer_mode: generate")
+    transcript = Transcript.from_events(agent.stream("shoes returned?"))
+    assert transcript.text == "Within 45 days [1]." and transcript.grounding is None
+
+
+def test_extractive_mode_answers_without_the_model(knowledge_agent):
+    from gptbuilder.events import Transcript
+
+    agent = knowledge_agent(extra="  answer_mode: extractive", fail_after=0)  # the model would fail if called
+    transcript = Transcript.from_events(agent.stream("can shoes be returned?"))
+    assert "Shoes can be returned within 30 days. [" in transcript.text
+    assert transcript.grounding.mode == "extractive" and transcript.finish_reason == "stop"
+    assert any(c.cited for c in transcript.citations)

@@ -323,3 +323,23 @@ def test_model_override_replaces_the_model_and_is_validated(shop, tmp_path):
     assert switched.spec.knowledge == loaded.spec.knowledge
     with pytest.raises(InputError, match="--model-override: temperature: Input should be less than or equal to 2"):
         with_model(loaded, {"temperature": 9})
+
+
+def test_grounded_and_facts_expectations(shop, tmp_path):
+    tests = "  - {ask: 'how long for returns of shoes?', expect: {grounded: true, facts: ['thirty days']}}"
+    case = only_case(run(shop(tests), tmp_path))
+    assert case.status == "pass" and case.unsupported == [] and case.corrected == 0
+    wrong = shop(tests, reply="'Returns take 45 days [1].'")
+    generate = load_spec(write_generate(wrong))
+    case = only_case(run(generate, tmp_path))
+    assert case.status == "fail" and case.unsupported == ["45 days"]
+    assert case.failures == ["grounded: not in the sources: 45 days", "facts 'thirty days': not stated in the answer"]
+    verified = only_case(run(shop(tests, reply="'Returns take 45 days [1].'"), tmp_path))  # the guard fixes the answer
+    assert verified.status == "pass" and verified.corrected == 1 and "30 days" in verified.answer
+
+
+def write_generate(loaded):
+    """The spec file of ``loaded`` with `answer_mode: generate` (today's free answers)."""
+    text = loaded.path.read_text(encoding="utf-8").replace("  top_k: 1\n", "  top_k: 1\n  answer_mode: generate\n")
+    loaded.path.write_text(text, encoding="utf-8")
+    return loaded.path

@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import ConfirmationRequest, Curated, Event, TextDelta, ToolCall, ToolResult, Transcript
+from ..events import ConfirmationRequest, Curated, Event, Grounding, TextDelta, ToolCall, ToolResult, Transcript
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -56,6 +56,8 @@ def chat(
         }
         if transcript.curated:
             payload["curated"] = {"question": transcript.curated.question, "score": transcript.curated.score}
+        if transcript.grounding:
+            payload["grounding"] = transcript.grounding.to_dict()
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
     transcript = _print_stream(agent, message, options)
@@ -100,6 +102,9 @@ def _show(event: Event) -> None:
             typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
         case Curated():
             typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
+        case Grounding() if event.changes:
+            for change in event.changes:
+                typer.echo(f"[checked] {change['action']}: {change['sentence'] or '(whole answer)'}", err=True)
 
 
 def _interactive(agent: Agent, options: dict[str, Any]) -> None:

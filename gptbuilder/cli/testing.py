@@ -82,6 +82,10 @@ def _print_table(report: TestReport) -> None:
         for case in gpt.cases:
             detail = "; ".join(case.failures) or _passed_detail(case)
             table.add_row(gpt.gpt, case.name, case.status.upper(), str(case.latency_ms or ""), detail)
+        if gpt.cases:
+            corrected = sum(case.corrected for case in gpt.cases)
+            grounding = f"{gpt.unsupported_claims} unsupported claims in {gpt.total} answers; {corrected} sentences corrected"
+            table.add_row(gpt.gpt, "(grounding)", "", "", grounding)
     Console(markup=False, highlight=False, soft_wrap=True).print(table)
 
 

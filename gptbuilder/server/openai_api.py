@@ -18,7 +18,18 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..agent import Agent
-from ..events import Citation, ConfirmationRequest, Curated, Done, Event, TextDelta, ToolCall, ToolResult, Transcript
+from ..events import (
+    Citation,
+    ConfirmationRequest,
+    Curated,
+    Done,
+    Event,
+    Grounding,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Transcript,
+)
 from .auth import Caller
 from .errors import APIError, guarded_stream
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -65,7 +76,7 @@ def _finish(reason: str | None) -> str | None:
     return "stop" if reason == "confirmation_required" else reason
 
 
-def _fields(event: Citation | ConfirmationRequest | Curated) -> dict[str, Any]:
+def _fields(event: Citation | ConfirmationRequest | Curated | Grounding) -> dict[str, Any]:
     data = event.to_dict()
     data.pop("type")
     return data
@@ -114,15 +125,19 @@ class _Reply:
                 return {"tool_steps": [event.to_dict()]}
             case Curated():
                 return {"curated": _fields(event)}
+            case Grounding():
+                return {"grounding": _fields(event)}
         return {}
 
     def extras(self) -> dict[str, Any]:
-        """gptbuilder's fields beside the text: citations and the curated mark, when there are any."""
+        """gptbuilder's fields beside the text: citations, the curated mark and the grounding check, when there are any."""
         extras: dict[str, Any] = {}
         if self.transcript.citations:
             extras["citations"] = [_fields(c) for c in self.transcript.citations]
         if self.transcript.curated:
             extras["curated"] = _fields(self.transcript.curated)
+        if self.transcript.grounding:
+            extras["grounding"] = _fields(self.transcript.grounding)
         return extras
 
     def message(self) -> dict[str, Any]:
@@ -141,8 +156,9 @@ class _Reply:
             message["tool_steps"] = steps
         if transcript.confirmations:
             message["confirmation_requests"] = [_fields(c) for c in transcript.confirmations]
-        if "curated" in extras:
-            message["curated"] = extras["curated"]
+        for name in ("curated", "grounding"):
+            if name in extras:
+                message[name] = extras[name]
         return message
 
 

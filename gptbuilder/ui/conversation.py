@@ -76,6 +76,7 @@ class Answer:
             "error": self.error,
             "stopped": self.stopped,
             "curated": self.transcript.curated.to_dict() if self.transcript.curated else None,
+            "grounding": self.transcript.grounding.to_dict() if self.transcript.grounding else None,
             "streaming": False,
         }
 

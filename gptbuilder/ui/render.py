@@ -107,12 +107,29 @@ def answer_content(text: str, extra: dict[str, Any]) -> str:
     if extra.get("curated"):
         parts.append("✅ *Curated answer*\n\n")
     parts.append(text)
+    parts.append(grounding_note(extra.get("grounding")))
     parts.append(sources_markdown(extra.get("sources") or []))
     if extra.get("error"):
         parts.append(f"\n\n⚠️ *The answer stopped: {md_text(extra['error'])}*")
     elif extra.get("stopped"):
         parts.append("\n\n⏹ *Stopped.*")
     return "".join(parts)
+
+
+def grounding_note(grounding: dict[str, Any] | None) -> str:
+    """The badge under an answer checked against its sources, saying what the check changed."""
+    if not grounding:
+        return ""
+    if grounding.get("mode") == "extractive":
+        return "\n\n📑 *Quoted from the sources*"
+    changes = grounding.get("changes") or []
+    if not changes:
+        return "\n\n✔️ *Checked against the sources*"
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.get("action", "changed")] = counts.get(change.get("action", "changed"), 0) + 1
+    said = ", ".join(f"{n} {action}" for action, n in counts.items())
+    return f"\n\n🔎 *Checked against the sources: sentences not supported by them {said}*"
 
 
 def answer_html(markdown: str) -> str:

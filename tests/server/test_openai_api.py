@@ -284,3 +284,20 @@ def test_curated_answers_are_marked_in_the_message_the_stream_and_legacy_complet
     assert legacy.choices[0].model_extra["curated"]["question"] == "What is your return window?"
     other = client.chat.completions.create(model="shop", messages=[{"role": "user", "content": "hello"}]).choices[0].message
     assert other.content == "from the model" and "curated" not in (other.model_extra or {})
+
+
+def test_a_verified_answer_reports_its_check_in_an_extra_field(make_app, live, write_spec, gpts_dir):
+    (gpts_dir / "kb").mkdir()
+    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['You have 90 days [1].']}}\n"
+                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")  # verified is the default
+    server = live(make_app(ServerConfig()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    message = client.chat.completions.create(model="acme", messages=[{"role": "user", "content": "returns?"}]).choices[0].message
+    assert message.content == "Shoes can be returned within 30 days. [1]"  # the invented 90 days never reaches the client
+    grounding = message.model_extra["grounding"]
+    assert grounding["mode"] == "verified" and grounding["changes"][0]["unsupported"] == ["90 days"]
+    chunks = list(client.chat.completions.create(model="acme", messages=[{"role": "user", "content": "returns?"}], stream=True))
+    streamed = [chunk.choices[0].delta.model_extra.get("grounding") for chunk in chunks if chunk.choices]
+    assert any(g and g["changes"][0]["action"] == "quoted" for g in streamed)
+    assert "90" not in "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)

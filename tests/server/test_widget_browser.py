@@ -74,7 +74,7 @@ def test_embedded_widget_chats_with_streaming_and_citations(tmp_path, gpts_dir, 
     write_spec(
         "shop",
         "name: Shop\ninstructions: Help.\nconversation_starters: ['How do returns work?']\nmodel: {provider: fake}\n"
-        "knowledge: {files: [kb/*.md], embedding_model: fake}\n"
+        "knowledge: {files: [kb/*.md], embedding_model: fake, answer_mode: generate}\n"  # token by token (verified: by sentence)
         f"widget: {{allowed_origins: ['{site}'], greeting: 'Hi! Ask me about returns.', color: '#aa3300', title: Shop help}}\n",
     )
     model = SlowFake(replies=[ANSWER], delay=0.15)

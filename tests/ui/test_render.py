@@ -88,3 +88,14 @@ def test_stored_answers_are_shown_as_safe_html_and_user_text_as_written():
     ])
     assert shown[0]["content"] == "show me"
     assert active_parts(shown[1]["content"]) == [] and "attacker.example" not in shown[1]["content"]
+
+
+def test_a_checked_answer_carries_a_badge_saying_what_the_check_changed():
+    from gptbuilder.ui.render import answer_content
+
+    checked = {"mode": "verified", "sentences": 2, "claims": 2, "changes": []}
+    assert "✔️ *Checked against the sources*" in answer_content("30 days [1].", {"grounding": checked})
+    fixed = {**checked, "changes": [{"action": "quoted"}, {"action": "quoted"}, {"action": "dropped"}]}
+    assert "not supported by them 2 quoted, 1 dropped" in answer_content("x", {"grounding": fixed})
+    assert "📑 *Quoted from the sources*" in answer_content("x", {"grounding": {"mode": "extractive"}})
+    assert "Checked" not in answer_content("x", {})

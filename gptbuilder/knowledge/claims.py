@@ -1,0 +1,252 @@
+"""Checkable claims in text: amounts, percentages, times, dates, durations, phone numbers, e-mail addresses,
+URLs, other numbers and proper names, each normalised so that the same fact matches however it is written
+(``£42`` = ``42 pounds`` = ``£42.00``; ``7:00`` = ``7am``; ``2 weeks`` = ``14 days``; ``thirty days`` = ``30 days``).
+
+The faithfulness guard (`turn.grounding`) asks, for each sentence of an answer, which of its claims the
+sources do not state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
+}
+_CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR"}
+_CURRENCY_WORDS = {
+    "pound": "GBP", "pounds": "GBP", "gbp": "GBP", "quid": "GBP", "dollar": "USD", "dollars": "USD", "usd": "USD",
+    "euro": "EUR", "euros": "EUR", "eur": "EUR", "yen": "JPY", "jpy": "JPY", "yuan": "CNY", "rmb": "CNY", "cny": "CNY",
+    "元": "CNY", "rupees": "INR", "inr": "INR", "pence": "GBX", "p": "GBX", "cents": "USC",
+}
+# (how a unit is written, the unit it is counted in, how many of those it is)
+_UNITS = (
+    ("business", "business day", 1), ("working", "business day", 1), ("min", "minute", 1), ("hour", "hour", 1),
+    ("hr", "hour", 1), ("second", "second", 1), ("day", "day", 1), ("week", "day", 7), ("fortnight", "day", 14),
+    ("month", "month", 1), ("year", "year", 1),
+)
+_MONTHS = {
+    m: i
+    for i, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")],
+        1,
+    )
+    for m in names
+}
+
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_WORD_NUM = "|".join(sorted((w for w in _NUMBER_WORDS if len(w) > 2), key=len, reverse=True))
+_SYMBOL = "|".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
+_CUR_WORD = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS if len(w) > 1), key=len, reverse=True))
+_UNIT = r"business days?|working days?|minutes?|mins?|hours?|hrs?|days?|weeks?|fortnights?|months?|years?|seconds?"
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)),
+    ("url", re.compile(r"(?:https?://|www\.)[^\s<>()\[\]\"']+", re.IGNORECASE)),
+    ("money", re.compile(
+        rf"(?:(?P<sym>{_SYMBOL})\s?(?P<a>{_NUM})(?P<k>[kK]\b)?)"
+        rf"|(?:\b(?P<code>gbp|usd|eur|cny|jpy|inr)\s?(?P<b>{_NUM}))"
+        rf"|(?:(?P<c>{_NUM})\s?(?P<word>{_CUR_WORD})\b)",
+        re.IGNORECASE,
+    )),
+    ("percent", re.compile(rf"(?P<n>{_NUM})\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)),
+    ("time", re.compile(
+        r"\b(?P<h>[01]?\d|2[0-3])(?::(?P<m>[0-5]\d))?\s?(?P<ap>a\.?m\.?|p\.?m\.?)(?![a-z])"
+        r"|\b(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)\b"
+        r"|\b(?P<word>noon|midday|midnight)\b",
+        re.IGNORECASE,
+    )),
+    ("date", re.compile(
+        rf"\b(?P<y1>\d{{4}})-(?P<mo1>\d{{1,2}})-(?P<d1>\d{{1,2}})\b"
+        rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s(?:of\s)?(?P<mo2>{_MONTH})\.?(?:,?\s(?P<y2>\d{{4}}))?\b"
+        rf"|\b(?P<mo3>{_MONTH})\.?\s(?P<d3>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s(?P<y3>\d{{4}}))?",
+        re.IGNORECASE,
+    )),
+    ("duration", re.compile(rf"\b(?P<n>{_NUM}|{_WORD_NUM}|an?)[\s-](?P<unit>{_UNIT})\b", re.IGNORECASE)),
+    ("phone", re.compile(r"(?<![\w.])\+?\d[\d ()-]{5,}\d(?![\w.])")),
+    ("number", re.compile(rf"(?<![\w.]){_NUM}(?![\w])")),
+]
+_NAME = re.compile(r"(?<![\w'’-])[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*(?:[-*+]|\d+[.)])?\s*|[\"'“(]\s*)$")
+_MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
+# Capitalised words that say nothing checkable (sentence openers are skipped anyway).
+_COMMON_WORDS = (
+    "I I'm I've I'd I'll OK Ok Yes No Hi Hello Thanks Thank Please Sorry Note Sources Source Mr Mrs Ms Dr "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday Mon Tue Wed Thu Fri Sat Sun"
+)
+_COMMON_CAPITALS = frozenset(_COMMON_WORDS.split()) | frozenset(m.capitalize() for m in _MONTHS)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable fact in a sentence: its kind, its normalised value, and the text as written."""
+
+    kind: str
+    value: str
+    text: str
+
+
+def _decimal(text: str) -> str:
+    """A number as one canonical string: ``1,299.00`` → ``1299``."""
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return text
+    normal = value.normalize()
+    return format(normal, "f") if normal == normal.to_integral() or "E" in str(normal) else str(normal)
+
+
+def _number_word(text: str) -> str:
+    word = text.lower()
+    return str(_NUMBER_WORDS[word]) if word in _NUMBER_WORDS else _decimal(text)
+
+
+def _money(m: re.Match[str]) -> str:
+    if m.group("sym"):
+        currency, amount = _CURRENCY_SYMBOLS[m.group("sym")], _decimal(m.group("a"))
+        if m.group("k"):
+            amount = _decimal(str(Decimal(amount) * 1000))
+    elif m.group("code"):
+        currency, amount = m.group("code").upper(), _decimal(m.group("b"))
+    else:
+        currency, amount = _CURRENCY_WORDS[m.group("word").lower()], _decimal(m.group("c"))
+    return f"{currency} {amount}"
+
+
+def _time(m: re.Match[str]) -> str:
+    if m.group("word"):
+        return "00:00" if m.group("word").lower() == "midnight" else "12:00"
+    if m.group("ap"):
+        hour, minute = int(m.group("h")) % 12, int(m.group("m") or 0)
+        if m.group("ap").lower().startswith("p"):
+            hour += 12
+        return f"{hour:02d}:{minute:02d}"
+    return f"{int(m.group('h24')):02d}:{m.group('m24')}"
+
+
+def _date(m: re.Match[str]) -> str:
+    if m.group("y1"):
+        year, month, day = m.group("y1"), int(m.group("mo1")), int(m.group("d1"))
+    elif m.group("d2"):
+        year, month, day = m.group("y2"), _MONTHS[m.group("mo2").lower()], int(m.group("d2"))
+    else:
+        year, month, day = m.group("y3"), _MONTHS[m.group("mo3").lower()], int(m.group("d3"))
+    return f"{month:02d}-{day:02d}" + (f" {year}" if year else "")
+
+
+def _duration(m: re.Match[str]) -> str:
+    written = m.group("unit").lower()
+    _, unit, factor = next(u for u in _UNITS if written.startswith(u[0]))
+    return f"{_decimal(str(Decimal(_number_word(m.group('n'))) * factor))} {unit}"
+
+
+_NORMALISE = {
+    "email": lambda m: m.group(0).lower().rstrip("."),
+    "url": lambda m: re.sub(r"^(?:https?://)?(?:www\.)?", "", m.group(0).lower().rstrip(".,;:!?")).rstrip("/"),
+    "money": _money,
+    "percent": lambda m: _decimal(m.group("n")),
+    "time": _time,
+    "date": _date,
+    "duration": _duration,
+    "phone": lambda m: re.sub(r"\D", "", m.group(0)),
+    "number": lambda m: _decimal(m.group(0)),
+}
+
+
+def plain(text: str) -> str:
+    """Text as claims are read from it: citation markers and list bullets removed."""
+    return _LIST_PREFIX.sub("", _MARKERS.sub(" ", text))
+
+
+def claims(text: str, *, names: bool = True) -> list[Claim]:
+    """The checkable claims in ``text``, most specific kind first (``£42`` is money, not also the number 42)."""
+    text = plain(text)
+    taken: list[tuple[int, int]] = []
+    found: list[tuple[int, Claim]] = []
+    for kind, pattern in _PATTERNS:
+        for m in pattern.finditer(text):
+            start, end = m.span()
+            if any(start < b and a < end for a, b in taken):
+                continue
+            if kind == "phone" and len(re.sub(r"\D", "", m.group(0))) < 7:
+                continue
+            if kind == "duration" and m.group("n").lower() in ("a", "an") and not re.search(r"\d", m.group(0)):
+                continue  # "a day" rarely states a checkable fact
+            taken.append((start, end))
+            found.append((start, Claim(kind, _NORMALISE[kind](m), m.group(0))))
+    if names:
+        for m in _NAME.finditer(text):
+            start, end = m.span()
+            if any(start < b and a < end for a, b in taken):
+                continue
+            words = re.split(r"[ -]", m.group(0))
+            if _SENTENCE_START.search(text[:start]):
+                words = words[1:]  # a sentence's first word is capitalised anyway
+            words = [w for w in words if w not in _COMMON_CAPITALS]
+            if words:
+                found.append((start, Claim("name", " ".join(words).lower(), m.group(0))))
+    return [claim for _, claim in sorted(found, key=lambda item: item[0])]
+
+
+class Evidence:
+    """What some passages (and the question) state, for asking whether a claim is among it."""
+
+    def __init__(self, texts: Iterable[str]):
+        joined = "\n".join(texts)
+        self._claims = {(c.kind, c.value) for c in claims(joined, names=False)}
+        self._numbers = {c.value for c in _numbers_in(joined)}
+        self._text = " ".join(plain(joined).lower().split())
+        self._digits = re.sub(r"\D", "", joined)
+        self._words = set(re.findall(r"\w+", joined.lower()))
+
+    def supports(self, claim: Claim) -> bool:
+        """Whether the passages state this claim (in any of the ways the same fact can be written)."""
+        if (claim.kind, claim.value) in self._claims:
+            return True
+        match claim.kind:
+            case "money":
+                amount = claim.value.split(" ", 1)[1]
+                amounts = {v.split(" ", 1)[1] for k, v in self._claims if k == "money"}
+                # A bare number supports an amount only where the passages write no amounts (a price table's cells).
+                return amount in amounts or (not amounts and amount in self._numbers)
+            case "percent" | "number":
+                return claim.value in self._numbers
+            case "date":
+                day = claim.value.split(" ")[0]
+                return any(k == "date" and v.split(" ")[0] == day for k, v in self._claims)
+            case "phone":
+                return claim.value in self._digits
+            case "email" | "url":
+                return claim.value in self._text
+            case "name":
+                return all(word in self._words for word in re.findall(r"\w+", claim.value))
+        return False
+
+    def unsupported(self, sentence: str) -> list[Claim]:
+        """The claims of ``sentence`` the passages do not state."""
+        return [c for c in claims(sentence) if not self.supports(c)]
+
+
+def states(text: str, fact: str) -> bool:
+    """Whether ``text`` states ``fact``: each of the fact's claims among the text's, however written; plain words as words."""
+    wanted = claims(fact, names=False)
+    if not wanted:
+        return " ".join(fact.casefold().split()) in " ".join(text.casefold().split())
+    found = {(c.kind, c.value) for c in claims(text, names=False)}
+    return all((c.kind, c.value) in found for c in wanted)
+
+
+def _numbers_in(text: str) -> Iterator[Claim]:
+    """Every number in the text, whatever it counts (so a bare "42" in a table supports "£42")."""
+    for m in re.finditer(rf"(?<![\w.]){_NUM}|\b(?:{_WORD_NUM})\b", plain(text), re.IGNORECASE):
+        yield Claim("number", _number_word(m.group(0)), m.group(0))

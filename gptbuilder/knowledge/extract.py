@@ -1,0 +1,106 @@
+"""Sentences of the retrieved passages, ranked against a question: what an extractive answer says, and what a
+verified answer quotes in place of a sentence the sources do not support."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .retriever import Source
+
+Embed = Callable[[Sequence[str]], list[list[float]]]
+
+_STOP_WORDS = (
+    "a an the is are was were be been to of in on for and or with at by from it its this that these those what "
+    "which who whom how when where why do does did can could will would should i you your my our we us me he she "
+    "they them their there here as if so not no yes any some all about into than then also just only very"
+)
+_STOP = frozenset(_STOP_WORDS.split())
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class SourceSentence:
+    """One sentence (or table row, or list item) of a numbered source, with the heading it sits under."""
+
+    number: int
+    text: str
+    heading: str = ""
+
+    def cited(self) -> str:
+        """The sentence as an answer quotes it, with its source marker."""
+        return f"{self.text} [{self.number}]"
+
+
+def words(text: str) -> set[str]:
+    """Content words for overlap scoring (CJK characters count one by one)."""
+    lowered = text.lower()
+    found = {w for w in re.findall(r"[^\W_]+", _CJK.sub(" ", lowered)) if w not in _STOP}
+    return found | set(_CJK.findall(lowered))
+
+
+def source_sentences(sources: Iterable[Source]) -> list[SourceSentence]:
+    """Every sentence, list item and table row of the sources, in order (tables as "Header: cell, …")."""
+    found: list[SourceSentence] = []
+    for source in sources:
+        heading, header_cells = "", None
+        for line in source.text.splitlines():
+            if match := _HEADING.match(line):
+                heading, header_cells = match.group(1).strip(), None
+                continue
+            if "|" in line and line.strip().startswith("|"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if _TABLE_RULE.match(line):
+                    continue
+                if header_cells is None:
+                    header_cells = cells
+                    continue
+                row = ", ".join(f"{h}: {c}" if h else c for h, c in zip(header_cells, cells, strict=False) if c)
+                found.append(SourceSentence(source.number, row, heading))
+                continue
+            header_cells = None
+            text = _BULLET.sub("", line).strip()
+            for sentence in _SENTENCE_END.split(text):
+                if len(sentence.strip()) > 2:
+                    found.append(SourceSentence(source.number, sentence.strip(), heading))
+    return found
+
+
+def rank(query: str, candidates: Sequence[SourceSentence], *, embed: Embed | None = None) -> list[tuple[float, SourceSentence]]:
+    """The candidates best first: shared content words (with their heading's), plus embedding similarity."""
+    if not candidates:
+        return []
+    asked = words(query)
+    lexical = [len(asked & words(f"{c.heading} {c.text}")) / math.sqrt(len(words(c.text)) + 1) for c in candidates]
+    top = max(lexical) or 1.0
+    scores = [x / top for x in lexical]
+    if embed is not None:
+        vectors = embed([query, *(f"{c.heading}: {c.text}" if c.heading else c.text for c in candidates)])
+        q = vectors[0]
+        scores = [s * 0.5 + _cosine(q, v) for s, v in zip(scores, vectors[1:], strict=True)]
+    return sorted(zip(scores, candidates, strict=True), key=lambda pair: -pair[0])
+
+
+def extract(query: str, sources: Sequence[Source], *, embed: Embed | None = None, most: int = 2) -> list[SourceSentence]:
+    """The one to ``most`` sentences that answer ``query`` best, in the order the sources give them."""
+    ranked = rank(query, source_sentences(sources), embed=embed)
+    if not ranked:
+        return []
+    best = ranked[0][0]
+    chosen = [c for score, c in ranked[:most] if score >= best * 0.85]
+    order = {id(c): i for i, (_, c) in enumerate(ranked)}
+    everything = source_sentences(sources)
+    position = {(c.number, c.text): i for i, c in enumerate(everything)}
+    return sorted(chosen, key=lambda c: position.get((c.number, c.text), order[id(c)]))
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0

@@ -1,0 +1,208 @@
+"""Answers held to their sources: the faithfulness guard (`verified`) and the extractive runner (`extractive`).
+
+The guard reads the answer sentence by sentence as it streams. Each sentence's checkable claims (amounts,
+times, dates, durations, contacts, names: `knowledge.claims`) must be stated by the retrieved passages,
+the question, the GPT's instructions or a tool result of this turn. A sentence that passes is released at
+once, so the answer still arrives sentence by sentence; one that does not is dropped, replaced by the
+source sentence that best supports it (`quote`), or marked, per `knowledge.unsupported`. Code blocks pass
+unchecked. At the end a Grounding event says what was checked and changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.messages import BaseMessage
+
+from ..events import Event, Grounding, TextDelta, ToolResult, Usage
+from ..knowledge.claims import Claim, Evidence, claims
+from ..knowledge.extract import Embed, SourceSentence, extract, rank, source_sentences
+from .base import RunResult, Turn
+
+if TYPE_CHECKING:
+    from ..knowledge.retriever import Source
+
+Unsupported = Literal["drop", "quote", "mark"]
+MARK = " *(not confirmed by the sources)*"
+_FENCE = "```"
+# A sentence is complete at . ! ? followed by white space, or at a line end.
+_BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+
+
+class Verify:
+    """Output guard factory: for each turn that found sources, a VerifyGuard over them."""
+
+    def __init__(self, *, unsupported: Unsupported = "quote", also_known: str = "", private: bool = False):
+        self.unsupported: Unsupported = "drop" if private and unsupported == "quote" else unsupported
+        self.also_known = also_known  # the instructions: what the operator wrote is not an invention
+
+    def __call__(self, turn: Turn) -> VerifyGuard | PassThrough:
+        if turn.retrieval is None or not turn.retrieval.sources:
+            return PassThrough()
+        return VerifyGuard(turn.retrieval.sources, turn.request, unsupported=self.unsupported, also_known=self.also_known)
+
+
+class PassThrough:
+    """Output stage that changes nothing (a turn with no sources has nothing to check against)."""
+
+    halted: str | None = None
+
+    def feed(self, event: Event) -> Iterable[Event]:
+        return (event,)
+
+    def finish(self) -> Iterable[Event]:
+        return ()
+
+
+class VerifyGuard:
+    """Output stage: releases each sentence once its claims are found in the sources; fixes the rest."""
+
+    halted: str | None = None
+
+    def __init__(self, sources: Iterable[Source], question: str, *, unsupported: Unsupported, also_known: str = ""):
+        self.sources = tuple(sources)
+        self.question = question
+        self.unsupported = unsupported
+        self._known = [question, also_known, *(s.text for s in self.sources)]
+        self._evidence = Evidence(self._known)
+        self._candidates = source_sentences(self.sources)
+        self._quoted: set[str] = set()
+        self._buffer = ""
+        self._released = ""
+        self._sentences = 0
+        self._claims = 0
+        self._changes: list[dict[str, Any]] = []
+
+    def feed(self, event: Event) -> Iterable[Event]:
+        """Text comes out a checked sentence at a time; a tool's result becomes evidence; the rest passes."""
+        if isinstance(event, ToolResult):
+            self._known.append(event.content)
+            self._evidence = Evidence(self._known)
+            return (event,)
+        if not isinstance(event, TextDelta):
+            return (event,)
+        self._buffer += event.text
+        out = self._drain(final=False)
+        return (TextDelta(out),) if out else ()
+
+    def finish(self) -> Iterable[Event]:
+        """The last sentence, a quote of the sources if nothing survived, and the report."""
+        out = self._drain(final=True)
+        if self._changes and not (self._released + out).strip():
+            out += self._replace_all()
+        if out:
+            yield TextDelta(out)
+        yield Grounding("verified", self._sentences, self._claims, tuple(self._changes))
+
+    def _drain(self, *, final: bool) -> str:
+        out: list[str] = []
+        while self._buffer:
+            code = self._buffer.lstrip(" ").startswith(_FENCE)
+            piece = self._code_block(final) if code else self._sentence(final)
+            if piece is None:
+                break
+            out.append(piece)
+        shown = "".join(out)
+        self._released += shown
+        return shown
+
+    def _code_block(self, final: bool) -> str | None:
+        """A whole fenced block, unchecked (code states no facts about the sources); None until it closes."""
+        start = self._buffer.index(_FENCE)
+        close = self._buffer.find(_FENCE, start + len(_FENCE))
+        if close == -1:
+            if not final:
+                return None
+            piece, self._buffer = self._buffer, ""
+            return piece
+        end = self._buffer.find("\n", close)
+        end = len(self._buffer) if end == -1 else end + 1
+        if end == len(self._buffer) and not final and not self._buffer.endswith("\n"):
+            return None  # the closing fence's line may still be arriving
+        piece, self._buffer = self._buffer[:end], self._buffer[end:]
+        return piece
+
+    def _sentence(self, final: bool) -> str | None:
+        """The next complete sentence, checked (with the white space after it); None until one is complete."""
+        fence = self._buffer.find(_FENCE)
+        scope = self._buffer if fence == -1 else self._buffer[:fence]
+        boundary = next((m for m in _BOUNDARY.finditer(scope) if m.end() < len(self._buffer) or final), None)
+        if boundary is None:
+            if fence > 0:
+                end = fence
+            elif final:
+                end = len(self._buffer)
+            else:
+                return None
+            sentence, space = self._buffer[:end], ""
+        else:
+            sentence, space = self._buffer[: boundary.start()], self._buffer[boundary.start() : boundary.end()]
+            end = boundary.end()
+        self._buffer = self._buffer[end:]
+        return self._checked(sentence) + space
+
+    def _checked(self, sentence: str) -> str:
+        found = claims(_without_inline_code(sentence))
+        if sentence.strip():
+            self._sentences += 1
+        self._claims += len(found)
+        missing = [c for c in found if not self._evidence.supports(c)]
+        if not missing:
+            return sentence
+        action, replacement = self._fix(sentence, missing)
+        self._changes.append({
+            "sentence": sentence.strip(),
+            "unsupported": [c.text for c in missing],
+            "action": action,
+            "replacement": replacement,
+        })
+        return replacement
+
+    def _fix(self, sentence: str, missing: list[Claim]) -> tuple[str, str]:
+        if self.unsupported == "mark":
+            return "marked", sentence.rstrip() + MARK
+        if self.unsupported == "quote":
+            quote = self._best_quote(sentence, missing)
+            if quote is not None:
+                self._quoted.add(quote.text)
+                return "quoted", quote.cited()
+        return "dropped", ""
+
+    def _best_quote(self, sentence: str, missing: list[Claim]) -> SourceSentence | None:
+        """The source sentence that says what this sentence tried to: most words shared, and claims of its kinds."""
+        kinds = {c.kind for c in missing}
+        usable = [c for c in self._candidates if c.text not in self._quoted and {k.kind for k in claims(c.text)} & kinds]
+        ranked = rank(f"{self.question} {sentence}", usable)
+        return ranked[0][1] if ranked and ranked[0][0] > 0 else None
+
+    def _replace_all(self) -> str:
+        """Nothing the model said held up: the sources' own best sentences for the question instead."""
+        chosen = [c for c in extract(self.question, self.sources) if c.text not in self._quoted]
+        if not chosen:
+            return ""
+        text = " ".join(c.cited() for c in chosen)
+        self._changes.append({"sentence": "", "unsupported": [], "action": "replaced", "replacement": text})
+        return text
+
+
+class Extract:
+    """Runner for `answer_mode: extractive`: the sources' best-matching sentences, with their markers; no model."""
+
+    def __init__(self, embed: Embed | None = None, *, most: int = 2):
+        self.embed = embed
+        self.most = most
+
+    def __call__(self, turn: Turn, prompt: list[BaseMessage]) -> Generator[Event, None, RunResult]:
+        sources = turn.retrieval.sources if turn.retrieval is not None else ()
+        chosen = extract(turn.request, sources, embed=self.embed, most=self.most)
+        text = " ".join(c.cited() for c in chosen)
+        if text:
+            yield TextDelta(text)
+        yield Grounding("extractive", len(chosen), sum(len(claims(c.text)) for c in chosen))
+        return RunResult("stop", Usage(0, 0))
+
+
+def _without_inline_code(text: str) -> str:
+    return re.sub(r"`[^`]*`", " ", text)

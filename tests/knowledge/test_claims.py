@@ -1,0 +1,76 @@
+"""Checkable claims: found in text, normalised so one fact matches however it is written, and checked against sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from gptbuilder.knowledge.claims import Evidence, claims, states
+
+
+def kinds(text: str) -> list[tuple[str, str]]:
+    return [(c.kind, c.value) for c in claims(text)]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("£42", [("money", "GBP 42")]),
+        ("42 pounds", [("money", "GBP 42")]),
+        ("£42.00 each", [("money", "GBP 42")]),
+        ("$3.50", [("money", "USD 3.5")]),
+        ("GBP 1,299", [("money", "GBP 1299")]),
+        ("a 20% deposit", [("percent", "20")]),
+        ("open at 7am", [("time", "07:00")]),
+        ("open at 7:00", [("time", "07:00")]),
+        ("closes 7 p.m.", [("time", "19:00")]),
+        ("until midnight", [("time", "00:00")]),
+        ("on 3 March 2025", [("date", "03-03 2025")]),
+        ("on March 3rd", [("date", "03-03")]),
+        ("2025-03-03", [("date", "03-03 2025")]),
+        ("within 30 days", [("duration", "30 day")]),
+        ("within thirty days", [("duration", "30 day")]),
+        ("a 30-day window", [("duration", "30 day")]),
+        ("2 weeks", [("duration", "14 day")]),
+        ("3 business days", [("duration", "3 business day")]),
+        ("call 0161 496 0000", [("phone", "01614960000")]),
+        ("mail Help@Shop.example.", [("email", "help@shop.example")]),
+        ("see https://www.shop.example/returns/.", [("url", "shop.example/returns")]),
+        ("for 16 people", [("number", "16")]),
+        ("The Leeds shop is run by Anna Smith.", [("name", "leeds"), ("name", "anna smith")]),
+    ],
+)
+def test_each_kind_is_found_and_normalised(written, expected):
+    assert kinds(written) == expected
+
+
+def test_markers_bullets_and_sentence_openers_are_not_claims():
+    assert kinds("1. Returns are free [2].") == []
+    assert kinds("Thanks! Monday is fine.") == []
+
+
+def test_evidence_supports_the_same_fact_written_another_way():
+    evidence = Evidence(["| Size | Price |\n|---|---|\n| 16 people | £42 |", "Open 7:00 to 19:00.", "Returns: 30 days."])
+    assert evidence.unsupported("A cake for 16 people is 42 pounds [1].") == []
+    assert evidence.unsupported("We open at 7am and close at 7pm.") == []
+    assert evidence.unsupported("You have thirty days.") == []
+    assert [c.text for c in evidence.unsupported("It costs £2.40 and takes 4 weeks.")] == ["£2.40", "4 weeks"]
+
+
+def test_a_bare_number_supports_an_amount_only_where_the_sources_write_no_amounts():
+    assert Evidence(["Price (GBP): 42"]).unsupported("It costs £42.") == []
+    assert [c.text for c in Evidence(["8 people £28", "28 days"]).unsupported("It costs £42.")] == ["£42"]
+    assert Evidence(["8 people £28", "Orders 42 days ahead"]).unsupported("It costs £42.") != []
+
+
+def test_names_must_appear_in_the_sources():
+    evidence = Evidence(["Our shop in Leeds is run by Anna Smith."])
+    assert evidence.unsupported("Visit us in Leeds, ask for Anna Smith.") == []
+    assert [c.text for c in evidence.unsupported("Visit our Manchester branch.")] == ["Manchester"]
+
+
+def test_states_a_fact_however_it_is_written():
+    assert states("A cake for 16 is 42 pounds.", "£42")
+    assert states("You have thirty days to return it.", "30 days")
+    assert states("Doors open at 7:00.", "7am")
+    assert not states("It costs £24.", "£42")
+    assert states("Ask at the Front Desk.", "front desk") and not states("Ask us.", "front desk")
