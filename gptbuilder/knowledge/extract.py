@@ -45,6 +45,11 @@ def words(text: str) -> set[str]:
     return found | set(_CJK.findall(lowered))
 
 
+def stems(text: str) -> set[str]:
+    """Content words cut to a rough stem ("refunds", "refunded" → "refund"), for asking whether two texts are about the same thing."""
+    return {re.sub(r"(?:ing|ed|es|s)$", "", w) if len(w) > 4 else w for w in words(text)}
+
+
 def source_sentences(sources: Iterable[Source]) -> list[SourceSentence]:
     """Every sentence, list item and table row of the sources, in order (tables as "Header: cell, …")."""
     found: list[SourceSentence] = []
@@ -76,8 +81,8 @@ def rank(query: str, candidates: Sequence[SourceSentence], *, embed: Embed | Non
     """The candidates best first: shared content words (with their heading's), plus embedding similarity."""
     if not candidates:
         return []
-    asked = words(query)
-    lexical = [len(asked & words(f"{c.heading} {c.text}")) / math.sqrt(len(words(c.text)) + 1) for c in candidates]
+    asked = stems(query)
+    lexical = [len(asked & stems(f"{c.heading} {c.text}")) / math.sqrt(len(words(c.text)) + 1) for c in candidates]
     top = max(lexical) or 1.0
     scores = [x / top for x in lexical]
     if embed is not None:

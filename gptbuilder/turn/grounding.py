@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage
 
 from ..events import Event, Grounding, TextDelta, ToolResult, Usage
 from ..knowledge.claims import Claim, Evidence, claims
-from ..knowledge.extract import Embed, SourceSentence, extract, rank, source_sentences
+from ..knowledge.extract import Embed, SourceSentence, extract, rank, source_sentences, stems
 from .base import RunResult, Turn
 
 if TYPE_CHECKING:
@@ -65,9 +65,14 @@ class VerifyGuard:
         self.sources = tuple(sources)
         self.question = question
         self.unsupported = unsupported
-        self._known = [question, also_known, *(s.text for s in self.sources)]
+        self._known = [question, also_known]  # stated outright: true wherever the answer repeats it
         self._evidence = Evidence(self._known)
         self._candidates = source_sentences(self.sources)
+        self._asked = stems(question)
+        # Each source sentence, with what it is about: a claim counts only where the sentence stating it is
+        # about what the answer's sentence (or the question) is about, so "2 working days" for replies to
+        # warranty claims does not back "a refund takes 2 working days".
+        self._stated = [(stems(f"{c.heading} {c.text}"), Evidence([c.text])) for c in self._candidates]
         self._quoted: set[str] = set()
         self._buffer = ""
         self._released = ""
@@ -148,7 +153,7 @@ class VerifyGuard:
         if sentence.strip():
             self._sentences += 1
         self._claims += len(found)
-        missing = [c for c in found if not self._evidence.supports(c)]
+        missing = [c for c in found if not self._supported(c, sentence)]
         if not missing:
             return sentence
         action, replacement = self._fix(sentence, missing)
@@ -159,6 +164,13 @@ class VerifyGuard:
             "replacement": replacement,
         })
         return replacement
+
+    def _supported(self, claim: Claim, sentence: str) -> bool:
+        """Stated by the question, instructions or a tool result, or by a source sentence on the same subject."""
+        if self._evidence.supports(claim):
+            return True
+        about = (stems(sentence) | self._asked) - stems(claim.text)
+        return any(subject & about and evidence.supports(claim) for subject, evidence in self._stated)
 
     def _fix(self, sentence: str, missing: list[Claim]) -> tuple[str, str]:
         if self.unsupported == "mark":
@@ -174,8 +186,11 @@ class VerifyGuard:
         """The source sentence that says what this sentence tried to: most words shared, and claims of its kinds."""
         kinds = {c.kind for c in missing}
         usable = [c for c in self._candidates if c.text not in self._quoted and {k.kind for k in claims(c.text)} & kinds]
-        ranked = rank(f"{self.question} {sentence}", usable)
-        return ranked[0][1] if ranked and ranked[0][0] > 0 else None
+        for about in (self.question, sentence):  # what was asked first: the wrong sentence may be off the subject
+            ranked = rank(about, usable)
+            if ranked and ranked[0][0] > 0:
+                return ranked[0][1]
+        return None
 
     def _replace_all(self) -> str:
         """Nothing the model said held up: the sources' own best sentences for the question instead."""

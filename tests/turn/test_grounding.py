@@ -91,3 +91,13 @@ def test_extractive_answers_with_the_best_source_sentence_and_no_model(question)
     assert "£42 [1]" in text and "£2" not in text.replace("£28", "")
     assert isinstance(events[-1], Grounding) and events[-1].mode == "extractive"
     assert result.finish_reason == "stop" and result.usage.total_tokens == 0
+
+
+def test_a_number_from_another_subject_does_not_back_a_claim():
+    warranty = Source(1, "warranty.md", "# Warranty claims\nWe answer within 2 working days.", {}, 0.7)
+    refunds = Source(2, "returns.md", "# Refunds\nRefunds go back to the card within 5 working days.", {}, 0.7)
+    check = VerifyGuard((warranty, refunds), "How long does a refund take?", unsupported="quote")
+    _, tail = run(check, ["A refund takes 2 working days. ", "Refunded money arrives in 5 working days."])
+    [change] = tail[-1].changes
+    assert change["unsupported"] == ["2 working days"]
+    assert change["replacement"] == "Refunds go back to the card within 5 working days. [2]"
