@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import ConfirmationRequest, Curated, Event, Grounding, TextDelta, ToolCall, ToolResult, Transcript
+from ..events import ConfirmationRequest, Curated, Event, TextDelta, ToolCall, ToolResult, Transcript
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -83,6 +83,8 @@ def _print_stream(agent: Agent, messages: Any, options: dict[str, Any], transcri
             where = source.locator.get("page") or " > ".join(source.locator.get("headings", []))
             mark = "*" if source.cited else " "
             typer.echo(f" {mark}[{source.number}] {source.source}{f' ({where})' if where else ''}")
+    for change in transcript.grounding.changes if transcript.grounding else ():  # what the sources did not support
+        typer.echo(f"[checked] {change['action']}: {change['sentence'] or '(the whole answer)'}", err=True)
     return transcript
 
 
@@ -102,9 +104,6 @@ def _show(event: Event) -> None:
             typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
         case Curated():
             typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
-        case Grounding() if event.changes:
-            for change in event.changes:
-                typer.echo(f"[checked] {change['action']}: {change['sentence'] or '(whole answer)'}", err=True)
 
 
 def _interactive(agent: Agent, options: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ Embed = Callable[[Sequence[str]], list[list[float]]]
 _STOP_WORDS = (
     "a an the is are was were be been to of in on for and or with at by from it its this that these those what "
     "which who whom how when where why do does did can could will would should i you your my our we us me he she "
-    "they them their there here as if so not no yes any some all about into than then also just only very"
+    "they them their there here as if so not no yes any some all about into than then also just only very long much many"
 )
 _STOP = frozenset(_STOP_WORDS.split())
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
