@@ -15,7 +15,8 @@ Embed = Callable[[Sequence[str]], list[list[float]]]
 _STOP_WORDS = (
     "a an the is are was were be been to of in on for and or with at by from it its this that these those what "
     "which who whom how when where why do does did can could will would should i you your my our we us me he she "
-    "they them their there here as if so not no yes any some all about into than then also just only very long much many"
+    "they them their there here as if so not no yes any some all about into than then also just only very long much many "
+    "take takes get gets go goes need make have has"
 )
 _STOP = frozenset(_STOP_WORDS.split())
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
@@ -51,15 +52,26 @@ def stems(text: str) -> set[str]:
 
 
 def source_sentences(sources: Iterable[Source]) -> list[SourceSentence]:
-    """Every sentence, list item and table row of the sources, in order (tables as "Header: cell, …")."""
+    """Every sentence, list item and table row of the sources, in order (tables as "Header: cell, …").
+
+    Lines of one paragraph are joined first: Markdown wraps sentences across lines.
+    """
     found: list[SourceSentence] = []
     for source in sources:
-        heading, header_cells = "", None
+        heading: str = ""
+        header_cells: list[str] | None = None
+        paragraph: list[str] = []
+
+        def flush(number: int = source.number) -> None:
+            found.extend(_sentences(number, " ".join(paragraph), heading))  # noqa: B023 - runs inside this iteration
+            paragraph.clear()  # noqa: B023
+
         for line in source.text.splitlines():
             if match := _HEADING.match(line):
+                flush()
                 heading, header_cells = match.group(1).strip(), None
-                continue
-            if "|" in line and line.strip().startswith("|"):
+            elif line.strip().startswith("|"):
+                flush()
                 cells = [c.strip() for c in line.strip().strip("|").split("|")]
                 if _TABLE_RULE.match(line):
                     continue
@@ -68,13 +80,19 @@ def source_sentences(sources: Iterable[Source]) -> list[SourceSentence]:
                     continue
                 row = ", ".join(f"{h}: {c}" if h else c for h, c in zip(header_cells, cells, strict=False) if c)
                 found.append(SourceSentence(source.number, row, heading))
-                continue
-            header_cells = None
-            text = _BULLET.sub("", line).strip()
-            for sentence in _SENTENCE_END.split(text):
-                if len(sentence.strip()) > 2:
-                    found.append(SourceSentence(source.number, sentence.strip(), heading))
+            elif not line.strip() or _BULLET.match(line):
+                flush()
+                header_cells = None
+                if line.strip():
+                    paragraph.append(_BULLET.sub("", line).strip())
+            else:
+                paragraph.append(line.strip())
+        flush()
     return found
+
+
+def _sentences(number: int, text: str, heading: str) -> list[SourceSentence]:
+    return [SourceSentence(number, s.strip(), heading) for s in _SENTENCE_END.split(text) if len(s.strip()) > 2]
 
 
 def rank(query: str, candidates: Sequence[SourceSentence], *, embed: Embed | None = None) -> list[tuple[float, SourceSentence]]:
@@ -82,7 +100,10 @@ def rank(query: str, candidates: Sequence[SourceSentence], *, embed: Embed | Non
     if not candidates:
         return []
     asked = stems(query)
-    lexical = [len(asked & stems(f"{c.heading} {c.text}")) / math.sqrt(len(words(c.text)) + 1) for c in candidates]
+    # A word of the question in the sentence's heading counts again: the heading says what the sentence is about.
+    lexical = [
+        (len(asked & stems(c.text)) + len(asked & stems(c.heading))) / math.sqrt(len(words(c.text)) + 1) for c in candidates
+    ]
     top = max(lexical) or 1.0
     scores = [x / top for x in lexical]
     if embed is not None:
