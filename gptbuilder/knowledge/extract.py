@@ -115,15 +115,13 @@ def rank(query: str, candidates: Sequence[SourceSentence], *, embed: Embed | Non
 
 def extract(query: str, sources: Sequence[Source], *, embed: Embed | None = None, most: int = 2) -> list[SourceSentence]:
     """The one to ``most`` sentences that answer ``query`` best, in the order the sources give them."""
-    ranked = rank(query, source_sentences(sources), embed=embed)
+    everything = source_sentences(sources)
+    ranked = rank(query, everything, embed=embed)
     if not ranked:
         return []
     best = ranked[0][0]
-    chosen = [c for score, c in ranked[:most] if score >= best * 0.85]
-    order = {id(c): i for i, (_, c) in enumerate(ranked)}
-    everything = source_sentences(sources)
-    position = {(c.number, c.text): i for i, c in enumerate(everything)}
-    return sorted(chosen, key=lambda c: position.get((c.number, c.text), order[id(c)]))
+    chosen = {id(c) for score, c in ranked[:most] if score >= best * 0.85}
+    return [c for c in everything if id(c) in chosen]
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
