@@ -243,6 +243,22 @@ def test_scores_and_similarity_mean_the_same_thing_in_every_mode(write_spec, gpt
     assert index.search("   ") == []
 
 
+def test_hybrid_fuses_both_scores_of_every_candidate(write_spec, gpts_dir: Path, tmp_path: Path) -> None:
+    """A chunk one method ranks beyond its depth is scored there for real, not counted as that method's floor."""
+    write_corpus(gpts_dir)
+    index = open_index(write_spec, "acme", tmp_path / "data")
+    index.update()
+    query = "refunds card courier islands"
+    ranked = index.candidates(query, 1)  # depth 20: fewer chunks than that would make both lists whole anyway
+    assert {i for i, _ in ranked["dense"]} == {i for i, _ in ranked["bm25"]}
+    whole_bm25 = {h.chunk_id: h.score for h in index.search(query, k=100, mode="bm25")}
+    for chunk_id, score in ranked["bm25"]:
+        assert score == pytest.approx(whole_bm25.get(chunk_id, 0.0), abs=1e-6)  # the real BM25 score, 0 when no word is shared
+    dense = {h.chunk_id: h.similarity for h in index.search(query, k=100, mode="dense")}
+    for chunk_id, similarity in ranked["dense"]:
+        assert similarity == pytest.approx(dense[chunk_id], abs=1e-4)
+
+
 # ----- incremental updates -------------------------------------------------------------------------
 
 
