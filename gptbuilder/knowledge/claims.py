@@ -19,11 +19,11 @@ _NUMBER_WORDS = {
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
 }
-_CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "₹": "INR"}
+_CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "￥": "CNY", "₹": "INR"}
 _CURRENCY_WORDS = {
     "pound": "GBP", "pounds": "GBP", "gbp": "GBP", "quid": "GBP", "dollar": "USD", "dollars": "USD", "usd": "USD",
     "euro": "EUR", "euros": "EUR", "eur": "EUR", "yen": "JPY", "jpy": "JPY", "yuan": "CNY", "rmb": "CNY", "cny": "CNY",
-    "元": "CNY", "rupees": "INR", "inr": "INR", "pence": "GBX", "p": "GBX", "cents": "USC",
+    "元": "CNY", "块钱": "CNY", "块": "CNY", "rupees": "INR", "inr": "INR", "pence": "GBX", "p": "GBX", "cents": "USC",
 }
 # (how a unit is written, the unit it is counted in, how many of those it is)
 _UNITS = (
@@ -42,11 +42,69 @@ _MONTHS = {
     for m in names
 }
 
+# Chinese: numbers sit against ideographs with no space (so "\b" never matches there), are often written in
+# characters before a unit (两天, 三十元), and times are "晚上9点". _cjk rewrites those into the forms below.
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９：％．，", "0123456789:%.,")
+_CJK_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CJK_SCALES = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+_CJK_UNITS = {
+    "个工作日": ("business day", 1), "工作日": ("business day", 1), "个小时": ("hour", 1), "小时": ("hour", 1),
+    "分钟": ("minute", 1), "天": ("day", 1), "周": ("day", 7), "星期": ("day", 7), "个月": ("month", 1),
+    "年": ("year", 1),
+}
+_CJK_COUNTED = "|".join(sorted([*_CJK_UNITS, "元", "块", "人", "个", "份", "寸", "公里", "次"], key=len, reverse=True))
+_CJK_NUMERALS = "零〇一二两三四五六七八九十百千万"
+# "一点" alone is "a little": a numeral before 点 is an hour only after a part of the day.
+_CJK_NUMERAL = re.compile(
+    rf"[{_CJK_NUMERALS}]+(?=\s*(?:{_CJK_COUNTED}))|(?<=早上|上午|中午|下午|晚上|凌晨)[{_CJK_NUMERALS}]+(?=点)"
+)
+_CJK_CLOCK = re.compile(r"(?P<part>早上|上午|中午|下午|晚上|凌晨)?\s?(?P<h>\d{1,2})\s?点(?:\s?(?P<half>半)|\s?(?P<m>\d{1,2})\s?分)?")
+
+
+# A number then its unit or currency, spaced apart so word boundaries hold; four digits before 年 are a year
+# (2012年开业), not a duration.
+_CJK_AMOUNT = re.compile(rf"(\d+(?:\.\d+)?)\s?({_CJK_COUNTED}|块钱)")
+
+
+def _cjk_number(text: str) -> str:
+    """Chinese numerals as digits: 两 → 2, 十二 → 12, 三十 → 30, 一百二十 → 120 (a bare 十 is 10)."""
+    total = current = 0
+    for char in text:
+        if char in _CJK_DIGITS:
+            current = _CJK_DIGITS[char]
+        else:
+            total += (current or 1) * _CJK_SCALES[char]
+            current = 0
+    return str(total + current)
+
+
+def _cjk_clock(m: re.Match[str]) -> str:
+    hour = int(m.group("h"))
+    if m.group("part") in ("下午", "晚上") and hour < 12:
+        hour += 12
+    minute = 30 if m.group("half") else int(m.group("m") or 0)
+    return f" {hour:02d}:{minute:02d} "
+
+
+def _cjk(text: str) -> str:
+    """Chinese number and time spellings rewritten as the patterns read them, with space around numbers."""
+    if not _CJK.search(text):
+        return text
+    text = text.translate(_FULL_WIDTH)
+    text = _CJK_NUMERAL.sub(lambda m: _cjk_number(m.group(0)), text)
+    text = _CJK_CLOCK.sub(_cjk_clock, text)
+    text = _CJK_AMOUNT.sub(lambda m: m.group(0) if re.fullmatch(r"\d{4}", m.group(1)) else f"{m.group(1)} {m.group(2)} ", text)
+    return re.sub(r"(?<=[\u3400-\u9fff\uf900-\ufaff])(?=[\d£$€¥￥+])|(?<=[\d%])(?=[\u3400-\u9fff\uf900-\ufaff])", " ", text)
+
+
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _WORD_NUM = "|".join(sorted((w for w in _NUMBER_WORDS if len(w) > 2), key=len, reverse=True))
 _SYMBOL = "|".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
-_CUR_WORD = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS if len(w) > 1), key=len, reverse=True))
-_UNIT = r"business days?|working days?|minutes?|mins?|hours?|hrs?|days?|weeks?|fortnights?|months?|years?|seconds?"
+_CUR_WORD = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS if len(w) > 1 or _CJK.match(w)), key=len, reverse=True))
+_UNIT = "|".join(sorted(_CJK_UNITS, key=len, reverse=True)) + (
+    r"|business days?|working days?|minutes?|mins?|hours?|hrs?|days?|weeks?|fortnights?|months?|years?|seconds?"
+)
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -146,7 +204,7 @@ def _date(m: re.Match[str]) -> str:
 
 def _duration(m: re.Match[str]) -> str:
     written = m.group("unit").lower()
-    _, unit, factor = next(u for u in _UNITS if written.startswith(u[0]))
+    unit, factor = _CJK_UNITS.get(written) or next(u[1:] for u in _UNITS if written.startswith(u[0]))
     return f"{_decimal(str(Decimal(_number_word(m.group('n'))) * factor))} {unit}"
 
 
@@ -170,7 +228,7 @@ def plain(text: str) -> str:
 
 def claims(text: str, *, names: bool = True) -> list[Claim]:
     """The checkable claims in ``text``, most specific kind first (``£42`` is money, not also the number 42)."""
-    text = plain(text)
+    text = plain(_cjk(text))
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, Claim]] = []
     for kind, pattern in _PATTERNS:
@@ -248,5 +306,5 @@ def states(text: str, fact: str) -> bool:
 
 def _numbers_in(text: str) -> Iterator[Claim]:
     """Every number in the text, whatever it counts (so a bare "42" in a table supports "£42")."""
-    for m in re.finditer(rf"(?<![\w.]){_NUM}|\b(?:{_WORD_NUM})\b", plain(text), re.IGNORECASE):
+    for m in re.finditer(rf"(?<![\w.]){_NUM}|\b(?:{_WORD_NUM})\b", plain(_cjk(text)), re.IGNORECASE):
         yield Claim("number", _number_word(m.group(0)), m.group(0))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .retriever import Source
+from .tokenize import cjk_terms
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 
@@ -19,11 +20,11 @@ _STOP_WORDS = (
     "take takes get gets go goes need make have has"
 )
 _STOP = frozenset(_STOP_WORDS.split())
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\n+")  # Chinese puts no space after 。
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+")
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class SourceSentence:
 
 
 def words(text: str) -> set[str]:
-    """Content words for overlap scoring (CJK characters count one by one)."""
+    """Content words for overlap scoring (CJK text as character bigrams, as search indexes it)."""
     lowered = text.lower()
     found = {w for w in re.findall(r"[^\W_]+", _CJK.sub(" ", lowered)) if w not in _STOP}
-    return found | set(_CJK.findall(lowered))
+    return found.union(*(cjk_terms(run) for run in _CJK.findall(lowered)))
 
 
 def stems(text: str) -> set[str]:

@@ -63,7 +63,8 @@ def fold(text: str) -> str:
     return _unaccent(text).casefold()
 
 
-def _cjk_terms(run: str) -> list[str]:
+def cjk_terms(run: str) -> list[str]:
+    """A run of CJK characters as overlapping bigrams (a lone character stays itself)."""
     if len(run) == 1:
         return [run]
     return [run[i : i + 2] for i in range(len(run) - 1)]
@@ -89,7 +90,7 @@ def terms(text: str) -> list[str]:
     out: list[str] = []
     for token in _TOKEN.findall(unicodedata.normalize("NFKC", text)):
         if _CJK_RUN.fullmatch(token):
-            out.extend(_cjk_terms(token))
+            out.extend(cjk_terms(token))
         else:
             out.extend(_word_terms(token))
     return out

@@ -74,3 +74,35 @@ def test_states_a_fact_however_it_is_written():
     assert states("Doors open at 7:00.", "7am")
     assert not states("It costs £24.", "£42")
     assert states("Ask at the Front Desk.", "front desk") and not states("Ask us.", "front desk")
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("售价328元", ("money", "CNY 328")),
+        ("满200块免费送货", ("money", "CNY 200")),
+        ("三十元", ("money", "CNY 30")),
+        ("提前两天预订", ("duration", "2 day")),
+        ("至少提前48小时", ("duration", "48 hour")),
+        ("积分有效期为一年", ("duration", "1 year")),
+        ("晚上9点打烊", ("time", "21:00")),
+        ("早上七点半开门", ("time", "07:30")),
+        ("早上7:30开门", ("time", "07:30")),
+        ("定金50%", ("percent", "50")),
+        ("电话0571-8888-6666", ("phone", "057188886666")),
+    ],
+)
+def test_chinese_amounts_durations_and_times_are_claims(written: str, expected: tuple[str, str]) -> None:
+    assert expected in [(c.kind, c.value) for c in claims(written)]
+
+
+def test_chinese_years_and_idioms_are_not_durations_or_times() -> None:
+    found = [(c.kind, c.value) for c in claims("本店2012年开业，请多吃一点。")]
+    assert ("number", "2012") in found
+    assert all(kind not in ("duration", "time") for kind, _ in found)
+
+
+def test_chinese_sources_support_the_same_fact_written_another_way() -> None:
+    evidence = Evidence(["周一至周五早上7:30开门，晚上21:00打烊；10寸适合12至16人，售价328元。"])
+    assert evidence.unsupported("16人的蛋糕328元，晚上九点关门，早上七点半开门。") == []
+    assert [c.value for c in evidence.unsupported("16人的蛋糕只要2.40元。")] == ["CNY 2.4"]
