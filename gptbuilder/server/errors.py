@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +28,38 @@ _TYPES = {
     500: "server_error",
     503: "server_error",
 }
+# Every error carries a code (OpenAI's own sometimes say null; a client can always branch on ours).
+_CODES = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+    499: "client_closed",
+    500: "server_error",
+    503: "unavailable",
+}
+# pydantic's error types as OpenAI's codes; our own validators raise PydanticCustomError with OpenAI's names.
+_VALIDATION_CODES = {
+    "missing": "missing_required_parameter",
+    "extra_forbidden": "unknown_parameter",
+    "literal_error": "invalid_value",
+    "enum": "invalid_value",
+    "value_error": "invalid_value",
+    "assertion_error": "invalid_value",
+    "too_short": "invalid_value",
+    "too_long": "invalid_value",
+    "string_too_short": "invalid_value",
+    "string_too_long": "string_above_max_length",
+    "string_pattern_mismatch": "invalid_value",
+    "greater_than": "below_min_value",
+    "greater_than_equal": "below_min_value",
+    "less_than": "above_max_value",
+    "less_than_equal": "above_max_value",
+}
+_OUR_CODES = {"unknown_parameter", "unsupported_parameter", "unsupported_value", "invalid_value"}
 
 
 class APIError(Exception):
@@ -56,7 +88,7 @@ class APIError(Exception):
                 "message": self.message,
                 "type": _TYPES.get(self.status, "invalid_request_error"),
                 "param": self.param,
-                "code": self.code,
+                "code": self.code or _CODES.get(self.status, "invalid_request"),
             }
         }
 
@@ -115,15 +147,45 @@ async def guarded_stream(
         await events.aclose()
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def _validation_code(error: Mapping[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    if kind in _OUR_CODES:
+        return kind
+    if kind.endswith(("_type", "_parsing")):
+        return "invalid_type"
+    return _VALIDATION_CODES.get(kind, "invalid_value")
+
+
+def _validation_error(exc: RequestValidationError) -> APIError:
+    """A body that fails validation as one 400: every problem in the message, the first one's param and code."""
     problems = []
+    first: Mapping[str, Any] | None = None
     first_param = None
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-        where = ".".join(loc)
-        first_param = first_param or where or None
-        problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
-    return "; ".join(problems) or "invalid request", first_param
+        where = str((error.get("ctx") or {}).get("param") or ".".join(loc))
+        message = str(error.get("msg"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        if first is None:
+            first, first_param = error, where or None
+        problems.append(message if not where or message.startswith(("Unrecognized", "Unsupported")) else f"{where}: {message}")
+    code = _validation_code(first) if first is not None else "invalid_request"
+    return APIError(400, "; ".join(problems) or "invalid request", param=first_param, code=code)
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> APIError:
+    """Starlette's own 404s and 405s, in OpenAI's words under /v1 (its "Invalid URL (POST /v1/foo)")."""
+    headers = dict(exc.headers or {})
+    code = _CODES.get(exc.status_code)
+    if not request.url.path.startswith("/v1") or exc.detail not in ("Not Found", "Method Not Allowed"):
+        return APIError(exc.status_code, str(exc.detail), headers=headers, code=code)
+    where = f"({request.method} {request.url.path})"
+    if exc.status_code == 405:
+        allowed = headers.get("allow") or headers.get("Allow")
+        hint = f"; this path takes {allowed}" if allowed else ""
+        return APIError(405, f"Method not allowed {where}{hint}", headers=headers, code=code)
+    return APIError(exc.status_code, f"Invalid URL {where}; the API's paths are listed at /v1/docs", headers=headers, code=code)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -141,12 +203,11 @@ def install_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return APIError(400, "the request body is not valid JSON", code="invalid_json").response()
-        message, param = _validation_message(exc)
-        return APIError(400, message, param=param, code="invalid_request").response()
+        return _validation_error(exc).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return APIError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})).response()
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _http_error(request, exc).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -37,6 +37,19 @@ from .state import ServerState
 
 router = APIRouter(prefix="/v1")
 DISCONNECT_POLL_SECONDS = 0.5
+# Events end with a blank line of bare "\n", as OpenAI and vLLM send them: hand-written clients split the
+# stream on "\n\n" (sse_starlette's default is "\r\n", which the SSE spec allows but they do not expect).
+SSE_SEPARATOR = "\n"
+
+
+def sse_event(data: str, *, event: str | None = None) -> ServerSentEvent:
+    """One server-sent event with OpenAI's line endings."""
+    return ServerSentEvent(data, event=event, sep=SSE_SEPARATOR)
+
+
+def sse_response(events: AsyncIterator[ServerSentEvent], st: ServerState) -> EventSourceResponse:
+    """A text/event-stream response of ``events``, with keepalive pings, all with OpenAI's line endings."""
+    return EventSourceResponse(events, ping=st.config.keepalive_seconds, sep=SSE_SEPARATOR, headers={"Cache-Control": "no-cache"})
 
 
 def _state(request: Request) -> ServerState:
@@ -383,16 +396,16 @@ def _sse(chunks: AsyncGenerator[dict[str, Any], None], st: ServerState) -> Event
     async def events() -> AsyncGenerator[ServerSentEvent, None]:
         try:
             async for chunk in chunks:
-                yield ServerSentEvent(json.dumps(chunk, ensure_ascii=False))
+                yield sse_event(json.dumps(chunk, ensure_ascii=False))
         finally:
             await chunks.aclose()
 
     async def failed(error: APIError) -> AsyncIterator[ServerSentEvent]:
-        yield ServerSentEvent(json.dumps(error.body(), ensure_ascii=False))
+        yield sse_event(json.dumps(error.body(), ensure_ascii=False))
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for event in guarded_stream(events(), failed):
             yield event
-        yield ServerSentEvent("[DONE]")
+        yield sse_event("[DONE]")
 
-    return EventSourceResponse(stream(), ping=st.config.keepalive_seconds, headers={"Cache-Control": "no-cache"})
+    return sse_response(stream(), st)

@@ -301,3 +301,65 @@ def test_a_verified_answer_reports_its_check_in_an_extra_field(make_app, live, w
     streamed = [chunk.choices[0].delta.model_extra.get("grounding") for chunk in chunks if chunk.choices]
     assert any(g and g["changes"][0]["action"] == "quoted" for g in streamed)
     assert "90" not in "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+
+@pytest.fixture
+def app_client(make_app, echo):
+    from fastapi.testclient import TestClient
+
+    return TestClient(make_app(ServerConfig(api_keys=(KEY,))), headers={"Authorization": f"Bearer {KEY}"})
+
+
+def _envelope(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"], error
+    return error
+
+
+def test_unknown_paths_and_wrong_methods_under_v1_answer_in_the_error_envelope(app_client):
+    unknown = _envelope(app_client.post("/v1/foo", json={}), 404)
+    assert unknown["message"].startswith("Invalid URL (POST /v1/foo)") and unknown["code"] == "not_found"
+    wrong = app_client.get("/v1/chat/completions")
+    error = _envelope(wrong, 405)
+    assert error["code"] == "method_not_allowed" and "POST" in error["message"] and wrong.headers["allow"] == "POST"
+    assert _envelope(app_client.delete("/v1/models"), 405)["code"] == "method_not_allowed"
+    assert _envelope(app_client.get("/nope"), 404)["message"] == "Not Found"  # outside /v1: Starlette's words, still an envelope
+
+
+def test_validation_errors_name_the_parameter_without_pydantic_prefixes(app_client):
+    chat = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    empty = _envelope(app_client.post("/v1/chat/completions", json={**chat, "messages": []}), 400)
+    assert "Value error" not in empty["message"] and empty["param"] == "messages" and empty["code"] == "invalid_value"
+    typed = _envelope(app_client.post("/v1/chat/completions", json={**chat, "temperature": "hot"}), 400)
+    assert (typed["param"], typed["code"]) == ("temperature", "invalid_type")
+    missing = _envelope(app_client.post("/v1/chat/completions", json={"messages": chat["messages"]}), 400)
+    assert (missing["param"], missing["code"]) == ("model", "missing_required_parameter")
+    high = _envelope(app_client.post("/v1/chat/completions", json={**chat, "temperature": 3}), 400)
+    assert (high["param"], high["code"]) == ("temperature", "above_max_value")
+
+
+def test_stream_events_are_separated_by_a_bare_blank_line(server):
+    body = {"model": "echo", "messages": [{"role": "user", "content": "two words"}], "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
+        raw = b"".join(r.iter_bytes())
+    assert b"\r" not in raw and raw.endswith(b"data: [DONE]\n\n")
+    events = raw.removesuffix(b"\n\n").split(b"\n\n")
+    assert all(e.startswith(b"data: ") and b"\n" not in e for e in events)
+    assert "".join(
+        c["choices"][0]["delta"].get("content", "") for c in (json.loads(e[6:]) for e in events[:-1]) if c["choices"]
+    ) == "You said: two words"
+
+
+def test_keepalive_pings_use_the_same_line_endings():
+    from gptbuilder.server.openai_api import sse_response
+
+    async def nothing():
+        return
+        yield
+
+    class _State:
+        class config:
+            keepalive_seconds = 15
+
+    assert sse_response(nothing(), _State()).sep == "\n"
