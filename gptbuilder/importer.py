@@ -7,9 +7,11 @@ such as knowledge files the export does not contain). A spec with lost parts is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,19 @@ OPENAI_KEY_ENV = "OPENAI_API_KEY"
 # Dify model providers an OpenAI-compatible endpoint serves; "langgenius/openai/openai" is the plugin-era id.
 DIFY_OPENAI_COMPATIBLE = {"openai": None, "ollama": "http://127.0.0.1:11434/v1", "openai_api_compatible": None}
 DIFY_TOOLS = {("time", "current_time"): "current_time", ("webscraper", "webscraper"): "fetch_url"}
+# Model names the OpenAI API serves; ChatGPT-only slugs (auto, gpt-5-thinking, gpt-4o-canmore…) do not match.
+OPENAI_API_MODEL = re.compile(
+    r"^(gpt-(3\.5|4|4o|4\.1|4\.5|5)(\.\d+)?(-(mini|nano|turbo|pro|preview|chat-latest))*|o[1-9](-(mini|pro|preview))*"
+    r"|chatgpt-4o-latest)(-\d{4}-\d{2}-\d{2}|-\d{4})?$"
+)
+# ChatGPT capabilities a GPT record names as tool types, and why gptbuilder cannot offer them.
+GPT_CAPABILITIES = {
+    "browser": "web browsing (search) has no equivalent; fetch_url reads a given URL",
+    "web": "web browsing (search) has no equivalent; fetch_url reads a given URL",
+    "dalle": "image generation (DALL·E) has no equivalent",
+    "image_gen": "image generation (image_gen) has no equivalent",
+    "canvas": "canvas (ChatGPT's side-by-side document and code editor) has no equivalent; answers stay in the chat",
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ class ImportResult:
 def convert(path: str | Path) -> ImportResult:
     """Read an export file and convert it; InputError when it is unreadable or of no known format."""
     path = Path(path)
-    data = _read(path)
+    data = unwrap(_read(path))
     kind = detect(data)
     if kind is None:
         raise InputError(
@@ -105,12 +120,38 @@ def detect(data: Any) -> Format | None:
         return "openai-gpt"
     if data.get("object") == "assistant":
         return "openai-assistant"
-    if data.get("kind") == "app" and isinstance(data.get("app"), dict) and "mode" in data["app"]:
+    app = data.get("app")
+    # Dify's own templates (recommended apps) carry no kind/version: Dify fills them in on import
+    template = "kind" not in data and ("model_config" in data or "workflow" in data)
+    if isinstance(app, dict) and "mode" in app and (data.get("kind") == "app" or template):
         return "dify"
     return None
 
 
-def write(result: ImportResult, out: Path, *, source: str, force: bool = False) -> list[Path]:
+def unwrap(data: Any) -> Any:
+    """The GPT record inside the wrappers GPT-store dumps put around it (a one-item list, ``data``, a page's ``gizmo``)."""
+    for _ in range(3):
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
+        elif isinstance(data, dict) and "gizmo" not in data and isinstance(data.get("data"), dict) \
+                and isinstance(data["data"].get("gizmo"), dict):
+            data = data["data"]
+        elif isinstance(data, dict) and isinstance(data.get("gizmo"), dict) and isinstance(data["gizmo"].get("gizmo"), dict):
+            data = data["gizmo"]
+        else:
+            break
+    return data
+
+
+@dataclass
+class Written:
+    """The files an import wrote, and which of them replaced a file that was there before."""
+
+    paths: list[Path]
+    replaced: list[Path] = field(default_factory=list)
+
+
+def write(result: ImportResult, out: Path, *, source: str, force: bool = False) -> Written:
     """Write the spec (and its action files) to ``out``; refuses lost parts or existing files unless forced."""
     from .loader import load_spec
 
@@ -120,9 +161,13 @@ def write(result: ImportResult, out: Path, *, source: str, force: bool = False) 
             "pass --force to write the partial spec anyway"
         )
     targets = [out, *(out.parent / relative for relative in result.files)]
-    existing = [t for t in targets if t.exists()]
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
     if existing and not force:
-        raise InputError(f"{', '.join(map(str, existing))} already exists; pass --force to overwrite")
+        held = _held_by(out) if out in existing else ""
+        raise InputError(
+            f"nothing written: {', '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}{held}; "
+            "pass --force to replace, or -o FILE to write another file"
+        )
     if not ID_PATTERN.match(out.stem):
         raise InputError(f"{out.name}: the file name is the GPT's id: use lowercase letters, digits and dashes")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +178,18 @@ def write(result: ImportResult, out: Path, *, source: str, force: bool = False) 
         load_spec(out)
     except SpecError as exc:  # pragma: no cover - convert() validated the data already
         raise InputError(f"{out}: the written spec does not load: {exc}") from None
-    return targets
+    return Written(targets, existing)
+
+
+def _held_by(spec: Path) -> str:
+    """`` (the spec of 'Name')`` for an existing spec file whose name can be read, else nothing."""
+    from .yamlsafe import read_yaml
+
+    try:
+        name = read_yaml(spec).data.get("name")
+    except (SpecError, OSError):
+        return ""
+    return f" (the spec of {name!r})" if isinstance(name, str) and name.strip() else ""
 
 
 # ----- OpenAI ------------------------------------------------------------------------------------
@@ -141,7 +197,7 @@ def write(result: ImportResult, out: Path, *, source: str, force: bool = False) 
 
 def _from_gpt(data: dict[str, Any]) -> ImportResult:
     gizmo = data["gizmo"]
-    display = gizmo.get("display") or {}
+    display = _dict(gizmo.get("display"))
     result = _begin("openai-gpt", _text(display.get("name")) or "Imported GPT", gizmo.get("instructions"), "gizmo")
     spec = result.spec
     _description(spec, display.get("description"), result, "gizmo.display.description")
@@ -152,57 +208,77 @@ def _from_gpt(data: dict[str, Any]) -> ImportResult:
         result.unmapped.append(
             Unmapped("gizmo.display.profile_picture_url", "the picture is not downloaded; set avatar to an emoji or a file", False)
         )
+    handled = {"display", "instructions", "model"}
     model = gizmo.get("model")
     if isinstance(model, str) and model:
         spec["model"] = {"provider": "openai", "name": model, "api_key_env": OPENAI_KEY_ENV}
+    elif gizmo.get("default_model"):
+        _gpt_default_model(gizmo["default_model"], spec, result)
+        handled.add("default_model")
     tools: list[Any] = []
-    for index, tool in enumerate(data.get("tools") or []):
+    for index, tool in enumerate(_list(data.get("tools"))):
         where = f"tools[{index}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind == "python":
             tools.append("python")
         elif kind == "plugins_prototype":
-            tools.append(_gpt_action(tool.get("metadata") or {}, where, result, len(result.files) + 1))
-        elif kind == "browser":
-            result.unmapped.append(Unmapped(where, "web browsing (search) has no equivalent; fetch_url reads a given URL", True))
-        elif kind == "dalle":
-            result.unmapped.append(Unmapped(where, "image generation (DALL·E) has no equivalent", True))
+            tools.append(_gpt_action(_dict(tool.get("metadata")), where, result, len(result.files) + 1))
+        elif kind in ("retrieval", "file_search", "myfiles_browser"):
+            _knowledge(result, where, f"{kind}: the GPT searched its knowledge files, which the export does not contain")
+        elif kind in GPT_CAPABILITIES:
+            result.unmapped.append(Unmapped(where, GPT_CAPABILITIES[kind], True))
         else:
             result.unmapped.append(Unmapped(where, f"unknown tool type {kind!r}", True))
     tools = [t for t in tools if t is not None]
     if tools:
         spec["tools"] = tools
-    for index, item in enumerate(data.get("files") or []):
-        file_name = item.get("name") if isinstance(item, dict) else None
-        result.unmapped.append(
-            Unmapped(
-                f"files[{index}]",
-                f"knowledge file {file_name or '?'} is not in the export: copy it under knowledge/{result.gpt_id}/ "
-                "and list it in knowledge.files",
-                True,
-            )
-        )
-    _ignore(gizmo, {"display", "instructions", "model"}, "gizmo", result)
+    for index, item in enumerate(_list(data.get("files"))):
+        file_name = _text(item.get("name")) if isinstance(item, dict) else ""
+        _knowledge(result, f"files[{index}]", f"knowledge file {file_name or '(unnamed)'} is not in the export")
+    _ignore(gizmo, handled, "gizmo", result)
     _ignore(data, {"gizmo", "tools", "files"}, "", result)
     return result
 
 
+def _gpt_default_model(value: Any, spec: dict[str, Any], result: ImportResult) -> None:
+    """The model a GPT ran on: an OpenAI API model becomes the spec's model; a ChatGPT-only one is reported."""
+    name = _text(value)
+    where = "gizmo.default_model"
+    if name and OPENAI_API_MODEL.match(name):
+        spec["model"] = {"provider": "openai", "name": name, "api_key_env": OPENAI_KEY_ENV}
+        result.unmapped.append(
+            Unmapped(where, f"the GPT ran on {name}: model is set to OpenAI's {name}; set {OPENAI_KEY_ENV}, or delete "
+                     "model: to answer with the embedded model", False)
+        )
+    elif name:
+        result.unmapped.append(
+            Unmapped(where, f"the GPT ran on ChatGPT's {name!r}, which the OpenAI API does not serve: the embedded "
+                     "model answers; set model: to an OpenAI-compatible endpoint and model to choose one", True)
+        )
+
+
 def _gpt_action(meta: dict[str, Any], where: str, result: ImportResult, number: int) -> dict[str, Any] | None:
     raw = meta.get("raw_spec")
-    if not isinstance(raw, str) or not raw.strip():
-        result.unmapped.append(Unmapped(where, "an action without its OpenAPI document (raw_spec)", True))
+    schema = meta.get("json_schema")
+    if isinstance(raw, str) and raw.strip():
+        suffix = "json" if raw.lstrip().startswith("{") else "yaml"
+        text = raw if raw.endswith("\n") else raw + "\n"
+    elif isinstance(schema, dict) and schema:  # GPT-store records since 2024 keep the document parsed, raw_spec null
+        suffix, text = "json", json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    else:
+        result.unmapped.append(Unmapped(where, "an action without its OpenAPI document (raw_spec or json_schema)", True))
         return None
-    suffix = "json" if raw.lstrip().startswith("{") else "yaml"
     relative = f"actions/{result.gpt_id}-{number}.openapi.{suffix}"
-    result.files[relative] = raw if raw.endswith("\n") else raw + "\n"
+    result.files[relative] = text
     action: dict[str, Any] = {"openapi": relative}
-    auth = meta.get("auth") or {}
-    auth_type = auth.get("type", "none") if isinstance(auth, dict) else "none"
+    auth = _dict(meta.get("auth"))
+    auth_type = auth.get("type", "none")
     env = f"{result.gpt_id.upper().replace('-', '_')}_API_KEY"
     if auth_type == "service_http":
-        scheme = (auth.get("authorization_type") or "bearer").lower()
+        scheme = str(auth.get("authorization_type") or "bearer").lower()
         if scheme == "custom":
-            action["auth"] = {"type": "api_key", "header": auth.get("custom_auth_header") or "X-API-Key", "token_env": env}
+            header = _text(auth.get("custom_auth_header")) or "X-API-Key"
+            action["auth"] = {"type": "api_key", "header": header, "token_env": env}
         elif scheme == "basic":
             action["auth"] = {"type": "basic", "username_env": f"{env}_USER", "password_env": f"{env}_PASSWORD"}
         else:
@@ -226,21 +302,19 @@ def _from_assistant(data: dict[str, Any]) -> ImportResult:
     _description(spec, data.get("description"), result, "description")
     model: dict[str, Any] = {"provider": "openai", "name": _text(data.get("model")) or "gpt-4o-mini", "api_key_env": OPENAI_KEY_ENV}
     for key in ("temperature", "top_p"):
-        if isinstance(data.get(key), (int, float)):
+        if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
             model[key] = data[key]
     spec["model"] = model
     tools: list[Any] = []
-    for index, tool in enumerate(data.get("tools") or []):
+    for index, tool in enumerate(_list(data.get("tools"))):
         where = f"tools[{index}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind == "code_interpreter":
             tools.append("python")
-        elif kind == "file_search":
-            result.unmapped.append(
-                Unmapped(where, "file_search: the vector store's files are not in the export; add them as knowledge.files", True)
-            )
+        elif kind in ("retrieval", "file_search"):
+            _knowledge(result, where, f"{kind}: the assistant searched uploaded files, which the object does not contain")
         elif kind == "function":
-            fn = (tool.get("function") or {}).get("name", "?")
+            fn = _dict(tool.get("function")).get("name", "?")
             result.unmapped.append(
                 Unmapped(where, f"function {fn}: write it as a typed Python function and list it as 'package.module:{fn}'", True)
             )
@@ -251,12 +325,31 @@ def _from_assistant(data: dict[str, Any]) -> ImportResult:
     response_format = data.get("response_format")
     if response_format not in (None, "auto") and response_format != {"type": "text"}:
         result.unmapped.append(Unmapped("response_format", "structured output formats are not supported", True))
-    resources = data.get("tool_resources") or {}
-    if any(ids for section in resources.values() if isinstance(section, dict) for ids in section.values()):
-        result.unmapped.append(Unmapped("tool_resources", "uploaded files and vector stores are not in the export", True))
-    known = {"name", "description", "instructions", "model", "temperature", "top_p", "tools", "response_format", "tool_resources"}
+    file_ids = [str(f) for f in _list(data.get("file_ids")) if f]
+    if file_ids:  # Assistants API v1
+        result.unmapped.append(
+            Unmapped("file_ids", f"{len(file_ids)} attached file(s) ({', '.join(file_ids[:5])}) are not in the object: "
+                     f"download them from the OpenAI Files API into knowledge/{result.gpt_id}/", True)
+        )
+    for section, value in _dict(data.get("tool_resources")).items():
+        for key, ids in _dict(value).items():
+            listed = [str(i) for i in _list(ids) if i]
+            if listed:
+                result.unmapped.append(
+                    Unmapped(f"tool_resources.{section}.{key}", f"{', '.join(listed[:5])}: their files are not in the "
+                             f"object: download them from OpenAI into knowledge/{result.gpt_id}/", True)
+                )
+    known = {"name", "description", "instructions", "model", "temperature", "top_p", "tools", "response_format",
+             "tool_resources", "file_ids"}
     _ignore(data, known, "", result)
     return result
+
+
+def _knowledge(result: ImportResult, where: str, what: str) -> None:
+    """Point the spec's knowledge at knowledge/<id>/ and report the files the user must put there."""
+    folder = f"knowledge/{result.gpt_id}/"
+    result.spec.setdefault("knowledge", {"files": [f"{folder}*"]})
+    result.unmapped.append(Unmapped(where, f"{what}: copy the files into {folder} (knowledge.files points there)", True))
 
 
 # ----- Dify --------------------------------------------------------------------------------------
@@ -280,15 +373,13 @@ def _from_dify(data: dict[str, Any]) -> ImportResult:
             "this Dify app is a workflow, not a chatbot: only chat, agent-chat, advanced-chat and completion apps "
             "can become a GPT"
         )
-    config = data.get("model_config") or {}
+    config = _dict(data.get("model_config"))
     if mode == "advanced-chat":
         config = {}
     result = _begin("dify", _text(app.get("name")) or "Imported Dify app", config.get("pre_prompt"), "model_config", "pre_prompt")
     spec = result.spec
     _description(spec, app.get("description"), result, "app.description")
-    icon = _text(app.get("icon"))
-    if icon and app.get("icon_type", "emoji") == "emoji" and len(icon) <= 8:
-        spec["avatar"] = icon
+    _dify_icon(app, spec, result)
     if mode == "advanced-chat":
         result.unmapped.append(Unmapped("workflow", "a chatflow's graph of nodes has no equivalent; write the instructions by hand", True))
     elif mode == "completion":
@@ -300,18 +391,11 @@ def _from_dify(data: dict[str, Any]) -> ImportResult:
     _starters(spec, config.get("suggested_questions"), result, "model_config.suggested_questions")
     if _text(config.get("opening_statement")):
         spec["widget"] = {"greeting": _text(config["opening_statement"])[:1000]}
-    _dify_model(config.get("model") or {}, spec, result)
-    _dify_tools(config.get("agent_mode") or {}, spec, result, agent=mode == "agent-chat")
-    datasets = ((config.get("dataset_configs") or {}).get("datasets") or {}).get("datasets") or []
+    _dify_model(_dict(config.get("model")), spec, result)
+    _dify_tools(_dict(config.get("agent_mode")), spec, result, agent=mode == "agent-chat")
+    datasets = _list(_dict(_dict(config.get("dataset_configs")).get("datasets")).get("datasets"))
     if datasets:
-        result.unmapped.append(
-            Unmapped(
-                "model_config.dataset_configs",
-                f"{len(datasets)} knowledge dataset(s) are not in the export: copy their files under "
-                f"knowledge/{result.gpt_id}/ and list them in knowledge.files",
-                True,
-            )
-        )
+        _knowledge(result, "model_config.dataset_configs", f"{len(datasets)} knowledge dataset(s) are not in the export")
     if config.get("user_input_form"):
         result.unmapped.append(Unmapped("model_config.user_input_form", "input forms have no equivalent", True))
     if config.get("external_data_tools"):
@@ -320,7 +404,7 @@ def _from_dify(data: dict[str, Any]) -> ImportResult:
         value = config.get(key)
         if isinstance(value, dict) and value.get("enabled"):
             result.unmapped.append(Unmapped(f"model_config.{key}", f"{what} has no equivalent", True))
-    if (config.get("retriever_resource") or {}).get("enabled"):
+    if _dict(config.get("retriever_resource")).get("enabled"):
         result.unmapped.append(Unmapped("model_config.retriever_resource", "not needed: answers always list their sources", False))
     handled = {
         "retriever_resource",
@@ -328,9 +412,38 @@ def _from_dify(data: dict[str, Any]) -> ImportResult:
         "user_input_form", "external_data_tools", *_DIFY_FEATURES,
     }
     _ignore(config, handled, "model_config", result)
-    _ignore(app, {"name", "description", "icon", "icon_type", "mode"}, "app", result)
+    _ignore(app, {"name", "description", "icon", "icon_type", "icon_url", "mode"}, "app", result)
     _ignore(data, {"app", "model_config", "kind", "workflow"}, "", result)
     return result
+
+
+def _dify_icon(app: dict[str, Any], spec: dict[str, Any], result: ImportResult) -> None:
+    """The app's emoji as the avatar: Dify stores either the emoji or its shortname (``scream``)."""
+    icon = _text(app.get("icon"))
+    if not icon:
+        return
+    if app.get("icon_type", "emoji") not in (None, "emoji"):
+        result.unmapped.append(Unmapped("app.icon", "an uploaded picture, not in the export: set avatar to an emoji or a file", False))
+    elif not icon.isascii() and len(icon) <= 8:
+        spec["avatar"] = icon
+    elif (emoji := _emoji(icon)) is not None:
+        spec["avatar"] = emoji
+    else:
+        result.unmapped.append(Unmapped("app.icon", f"{icon[:40]!r} is not a known emoji name: set avatar to an emoji", False))
+
+
+def _emoji(shortname: str) -> str | None:
+    """The emoji a Dify (emoji-mart) shortname such as ``scream`` or ``robot_face`` stands for, or None."""
+    if not re.fullmatch(r"[a-z0-9_+\-]{1,60}", shortname):
+        return None
+    import emoji  # lazy: only Dify files with a shortname icon need it
+
+    for name in (shortname, shortname.replace("-", "_")):
+        for language in ("alias", "en"):
+            found = emoji.emojize(f":{name}:", language=language)
+            if found != f":{name}:" and emoji.is_emoji(found):
+                return found
+    return None
 
 
 def _dify_model(model: dict[str, Any], spec: dict[str, Any], result: ImportResult) -> None:
@@ -353,7 +466,7 @@ def _dify_model(model: dict[str, Any], spec: dict[str, Any], result: ImportResul
         out["base_url"] = base_url
     else:
         out["api_key_env"] = OPENAI_KEY_ENV
-    params = model.get("completion_params") or {}
+    params = _dict(model.get("completion_params"))
     for key in ("temperature", "top_p", "max_tokens", "stop"):
         if params.get(key) not in (None, []):
             out[key] = params[key]
@@ -367,7 +480,7 @@ def _dify_tools(agent_mode: dict[str, Any], spec: dict[str, Any], result: Import
     if not agent_mode.get("enabled") and not agent:
         return
     tools: list[str] = []
-    for index, tool in enumerate(agent_mode.get("tools") or []):
+    for index, tool in enumerate(_list(agent_mode.get("tools"))):
         if not isinstance(tool, dict) or tool.get("enabled") is False:
             continue
         key = (str(tool.get("provider_id", "")).split("/")[-1], str(tool.get("tool_name", "")))
@@ -380,7 +493,7 @@ def _dify_tools(agent_mode: dict[str, Any], spec: dict[str, Any], result: Import
             )
     if tools:
         spec["tools"] = list(dict.fromkeys(tools))
-    if isinstance(agent_mode.get("max_iteration"), int):
+    if isinstance(agent_mode.get("max_iteration"), int) and not isinstance(agent_mode.get("max_iteration"), bool):
         spec["max_tool_calls"] = max(1, min(50, agent_mode["max_iteration"]))
 
 
@@ -392,7 +505,11 @@ def _read(path: Path) -> Any:
         size = path.stat().st_size
         if size > MAX_IMPORT_BYTES:
             raise InputError(f"{path}: {size:,} bytes; an export may be at most {MAX_IMPORT_BYTES:,}")
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # a file that grows after stat() is still read only up to the limit
+            raw = handle.read(MAX_IMPORT_BYTES + 1)
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise InputError(f"{path}: over {MAX_IMPORT_BYTES:,} bytes; an export may be at most {MAX_IMPORT_BYTES:,}")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -406,6 +523,8 @@ def _read(path: Path) -> Any:
             return json.loads(text)
         except ValueError as exc:
             raise InputError(f"{path}: invalid JSON: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{path}: invalid JSON: values are nested too deeply") from None
     from .yamlsafe import parse_yaml
 
     try:
@@ -430,9 +549,32 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping, else an empty one: a hostile file may put anything anywhere."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
-    return slug or "imported-gpt"
+    """An id from a name in any script: CJK, kana and hangul become their romanization, one word a character."""
+    from anyascii import anyascii  # lazy: a table per Unicode block, loaded on demand
+
+    words = []
+    for char in name:
+        if char.isascii():
+            words.append(char)
+        elif unicodedata.east_asian_width(char) in ("W", "F"):
+            words.append(f" {anyascii(char)} ")
+        else:
+            words.append(anyascii(char))
+    slug = re.sub(r"[^a-z0-9]+", "-", "".join(words).lower()).strip("-")[:64].strip("-")
+    if slug:
+        return slug
+    # nothing transliterates (symbols only): a stable suffix keeps distinct names apart
+    return "imported-gpt-" + hashlib.sha256(name.encode()).hexdigest()[:8] if name.strip() else "imported-gpt"
 
 
 def _description(spec: dict[str, Any], value: Any, result: ImportResult, where: str) -> None:
@@ -444,7 +586,7 @@ def _description(spec: dict[str, Any], value: Any, result: ImportResult, where: 
 
 
 def _starters(spec: dict[str, Any], values: Any, result: ImportResult, where: str) -> None:
-    starters = [s.strip()[:300] for s in values or [] if isinstance(s, str) and s.strip()]
+    starters = [s.strip()[:300] for s in _list(values) if isinstance(s, str) and s.strip()]
     if len(starters) > MAX_STARTERS:
         result.unmapped.append(Unmapped(where, f"only the first {MAX_STARTERS} of {len(starters)} are kept", True))
     if starters:

@@ -40,7 +40,8 @@ def test_openai_gpt_export_maps_instructions_starters_and_actions(tmp_path):
 
     out = tmp_path / "gpts" / "trail-shoe-advisor.yaml"
     written = write(result, out, source="openai_gpt.json")
-    assert written == [out, out.parent / "actions" / "trail-shoe-advisor-1.openapi.yaml"]
+    assert written.paths == [out, out.parent / "actions" / "trail-shoe-advisor-1.openapi.yaml"]
+    assert written.replaced == []
     loaded = load_spec(out)
     assert loaded.spec.name == "Trail Shoe Advisor" and loaded.instructions.count("\n") == 2
     (action,) = [t for t in loaded.spec.tools if isinstance(t, ActionTool)]
@@ -91,7 +92,7 @@ def test_dify_chatbot_maps_prompt_questions_opening_and_model(tmp_path):
     assert result.lost == []
     ignored = fields(result, lost=False)
     assert "model_config.model.completion_params.presence_penalty" in ignored and "version" in ignored
-    out = write(result, tmp_path / "acme-policy-bot.yaml", source="dify_chatbot.yml")[0]
+    out = write(result, tmp_path / "acme-policy-bot.yaml", source="dify_chatbot.yml").paths[0]
     assert load_spec(out).id == "acme-policy-bot"
 
 
@@ -143,10 +144,10 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path):
     result = convert(FIXTURES / "dify_chatbot.yml")
     out = tmp_path / "acme-policy-bot.yaml"
     out.write_text("name: Mine\ninstructions: keep me\n")
-    with pytest.raises(InputError, match="already exists; pass --force to overwrite"):
+    with pytest.raises(InputError, match=r"already exists \(the spec of 'Mine'\); pass --force to replace"):
         write(result, out, source="x")
     assert out.read_text() == "name: Mine\ninstructions: keep me\n"
-    write(result, out, source="x", force=True)
+    assert write(result, out, source="x", force=True).replaced == [out], "a replaced file is named"
     assert "Acme Policy Bot" in out.read_text()
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import GPTBuilderError
-from ..importer import FORMAT_NAMES, ImportResult, convert, write
+from ..importer import FORMAT_NAMES, ImportResult, Written, convert, write
 from ..settings import Settings
 
 
@@ -26,7 +26,7 @@ def import_file(
         Path | None, typer.Option("--out", "-o", help="Spec file to write [default: GPTS/<id-from-name>.yaml]")
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Write even when parts cannot be mapped, and overwrite existing files")
+        bool, typer.Option("--force", help="Write even when parts cannot be mapped, and replace existing files (each is named)")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
@@ -35,7 +35,7 @@ def import_file(
     result = convert(file)
     target = out or settings.gpts_dir / f"{result.gpt_id}.yaml"
     error: GPTBuilderError | None = None
-    written: list[Path] = []
+    written = Written([])
     try:
         written = write(result, target, source=file.name, force=force)
     except GPTBuilderError as exc:
@@ -48,18 +48,19 @@ def import_file(
         raise error
 
 
-def _report(result: ImportResult, written: list[Path], error: GPTBuilderError | None) -> dict:
+def _report(result: ImportResult, written: Written, error: GPTBuilderError | None) -> dict:
     return {
         "format": result.format,
         "id": result.gpt_id,
-        "written": [str(p) for p in written],
+        "written": [str(p) for p in written.paths],
+        "replaced": [str(p) for p in written.replaced],
         "error": str(error) if error else None,
         "lost": [u.to_dict() for u in result.lost],
         "ignored": [u.to_dict() for u in result.unmapped if not u.lost],
     }
 
 
-def _print(result: ImportResult, written: list[Path]) -> None:
+def _print(result: ImportResult, written: Written) -> None:
     typer.echo(f"{FORMAT_NAMES[result.format]}: {result.spec['name']} ({result.gpt_id})")
     if result.lost:
         typer.echo("not mapped — the imported GPT lacks these:")
@@ -68,10 +69,10 @@ def _print(result: ImportResult, written: list[Path]) -> None:
     ignored = [u for u in result.unmapped if not u.lost]
     if ignored:
         typer.echo("ignored: " + ", ".join(u.field if "metadata" in u.reason else f"{u.field} ({u.reason})" for u in ignored))
-    for path in written:
-        typer.echo(f"wrote {path}")
-    if written:
-        typer.echo("next: " + next_command(written[0]))
+    for path in written.paths:
+        typer.echo(f"{'replaced' if path in written.replaced else 'wrote'} {path}")
+    if written.paths:
+        typer.echo("next: " + next_command(written.paths[0]))
 
 
 def next_command(spec: Path) -> str:
