@@ -51,6 +51,11 @@ class Unmapped:
     reason: str
     lost: bool  # True: a feature the GPT will lack; False: metadata or a feature that was off
 
+    def __post_init__(self) -> None:
+        # both quote the file (keys, names): no control characters reach a terminal or the spec's header
+        object.__setattr__(self, "field", _printable(self.field)[:200])
+        object.__setattr__(self, "reason", _printable(self.reason)[:1000])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"field": self.field, "reason": self.reason, "lost": self.lost}
@@ -77,6 +82,8 @@ class ImportResult:
 
         header = [f"# Imported from {source} ({FORMAT_NAMES[self.format]}) by `gptbuilder import`."]
         header += [f"# NOT MAPPED: {u.field}: {u.reason}" for u in self.lost]
+        # the source's name comes from the file system: a line break in it would end the comment and inject YAML
+        header = [_printable(line) for line in header]
         class Dumper(yaml.SafeDumper):
             """Multi-line text (instructions) as a literal block, the way people write specs."""
 
@@ -92,12 +99,17 @@ class ImportResult:
 def convert(path: str | Path) -> ImportResult:
     """Read an export file and convert it; InputError when it is unreadable or of no known format."""
     path = Path(path)
-    data = unwrap(_read(path))
+    return convert_data(_read(path), source=str(path))
+
+
+def convert_data(data: Any, *, source: str = "the export") -> ImportResult:
+    """Convert an already parsed export (see `convert`); ``source`` names it in errors."""
+    data = unwrap(data)
     kind = detect(data)
     if kind is None:
         raise InputError(
-            f"{path}: not an OpenAI GPT export (JSON with 'gizmo'), an OpenAI Assistant (JSON with "
-            "\"object\": \"assistant\") or a Dify DSL file (YAML with 'kind: app' and 'app.mode')"
+            f"{source}: not an OpenAI GPT export (JSON with 'gizmo'), an OpenAI Assistant (JSON with "
+            "\"object\": \"assistant\") or a Dify DSL file (YAML with 'app.mode' and 'model_config' or 'workflow')"
         )
     converter: Callable[[dict[str, Any]], ImportResult] = {
         "openai-gpt": _from_gpt,
@@ -108,7 +120,7 @@ def convert(path: str | Path) -> ImportResult:
     try:
         GPTSpec.model_validate(result.spec)
     except Exception as exc:  # our own mapping produced an invalid spec: say so plainly
-        raise InputError(f"{path}: the converted spec is not valid: {exc}") from None
+        raise InputError(f"{source}: the converted spec is not valid: {exc}") from None
     return result
 
 
@@ -155,19 +167,18 @@ def write(result: ImportResult, out: Path, *, source: str, force: bool = False) 
     """Write the spec (and its action files) to ``out``; refuses lost parts or existing files unless forced."""
     from .loader import load_spec
 
-    if result.lost and not force:
-        raise InputError(
-            f"nothing written: {len(result.lost)} part(s) of {source} cannot be mapped (listed above); "
-            "pass --force to write the partial spec anyway"
-        )
     targets = [out, *(out.parent / relative for relative in result.files)]
     existing = [t for t in targets if t.exists() or t.is_symlink()]
-    if existing and not force:
-        held = _held_by(out) if out in existing else ""
-        raise InputError(
-            f"nothing written: {', '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}{held}; "
-            "pass --force to replace, or -o FILE to write another file"
-        )
+    if not force and (result.lost or existing):
+        reasons, remedies = [], []
+        if result.lost:
+            reasons.append(f"{len(result.lost)} part(s) of {source} cannot be mapped (listed above)")
+            remedies.append("write the partial spec anyway")
+        if existing:
+            held = _held_by(out) if out in existing else ""
+            reasons.append(f"{', '.join(map(str, existing))} already exist{'s' if len(existing) == 1 else ''}{held}")
+            remedies.append("replace it (or -o FILE to write another file)")
+        raise InputError(f"nothing written: {'; '.join(reasons)}; pass --force to {' and '.join(remedies)}")
     if not ID_PATTERN.match(out.stem):
         raise InputError(f"{out.name}: the file name is the GPT's id: use lowercase letters, digits and dashes")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +229,7 @@ def _from_gpt(data: dict[str, Any]) -> ImportResult:
     tools: list[Any] = []
     for index, tool in enumerate(_list(data.get("tools"))):
         where = f"tools[{index}]"
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = _kind(tool)
         if kind == "python":
             tools.append("python")
         elif kind == "plugins_prototype":
@@ -308,7 +319,7 @@ def _from_assistant(data: dict[str, Any]) -> ImportResult:
     tools: list[Any] = []
     for index, tool in enumerate(_list(data.get("tools"))):
         where = f"tools[{index}]"
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = _kind(tool)
         if kind == "code_interpreter":
             tools.append("python")
         elif kind in ("retrieval", "file_search"):
@@ -460,7 +471,7 @@ def _dify_model(model: dict[str, Any], spec: dict[str, Any], result: ImportResul
             )
         )
         return
-    out: dict[str, Any] = {"provider": "openai", "name": model.get("name") or "gpt-4o-mini"}
+    out: dict[str, Any] = {"provider": "openai", "name": _text(model.get("name")) or "gpt-4o-mini"}
     base_url = DIFY_OPENAI_COMPATIBLE[provider]
     if base_url:
         out["base_url"] = base_url
@@ -468,8 +479,17 @@ def _dify_model(model: dict[str, Any], spec: dict[str, Any], result: ImportResul
         out["api_key_env"] = OPENAI_KEY_ENV
     params = _dict(model.get("completion_params"))
     for key in ("temperature", "top_p", "max_tokens", "stop"):
-        if params.get(key) not in (None, []):
-            out[key] = params[key]
+        value = params.get(key)
+        if value in (None, []):
+            continue
+        if key == "stop":
+            fits = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        else:
+            fits = isinstance(value, int if key == "max_tokens" else (int, float)) and not isinstance(value, bool)
+        if fits:
+            out[key] = value
+        else:
+            result.unmapped.append(Unmapped(f"model_config.model.completion_params.{key}", f"{value!r:.40} is not a {key}", False))
     for key in params:
         if key not in ("temperature", "top_p", "max_tokens", "stop"):
             result.unmapped.append(Unmapped(f"model_config.model.completion_params.{key}", "not a spec setting", False))
@@ -549,6 +569,11 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (line breaks, escape sequences) made spaces."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)
+
+
 def _dict(value: Any) -> dict[str, Any]:
     """``value`` if it is a mapping, else an empty one: a hostile file may put anything anywhere."""
     return value if isinstance(value, dict) else {}
@@ -556,6 +581,12 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _kind(tool: Any) -> str | None:
+    """A tools[] entry's ``type``, when it is text."""
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _slug(name: str) -> str:

@@ -81,3 +81,28 @@ def test_wrong_format_is_one_clear_line(tmp_path):
     assert "not an OpenAI GPT export" in result.output and "Traceback" not in result.output
     workflow = runner.invoke(app, ["import", str(FIXTURES / "dify_workflow.yml")])
     assert workflow.exit_code == 1 and "workflow, not a chatbot" in workflow.output
+
+
+def test_a_second_import_of_the_same_name_is_refused_then_named_when_replaced(gpts_dir):
+    real = FIXTURES / "real" / "dify_template_website_generator.yml"
+    first = runner.invoke(app, ["import", str(real)])
+    assert first.exit_code == 0, first.output
+    assert f"wrote {gpts_dir / 'website-generator.yaml'}" in first.output
+    again = runner.invoke(app, ["import", str(real)])
+    assert again.exit_code == 1
+    assert "website-generator.yaml already exists (the spec of 'Website Generator')" in again.output
+    assert "pass --force to replace it (or -o FILE to write another file)" in again.output
+    forced = runner.invoke(app, ["import", str(real), "--force", "--json"])
+    assert forced.exit_code == 0, forced.output
+    report = json.loads(forced.output)
+    assert report["replaced"] == [str(gpts_dir / "website-generator.yaml")] == report["written"]
+    shown = runner.invoke(app, ["import", str(real), "--force"])
+    assert f"replaced {gpts_dir / 'website-generator.yaml'}" in shown.output and "wrote" not in shown.output
+
+
+def test_cjk_names_import_under_their_romanized_id(gpts_dir):
+    result = runner.invoke(app, ["import", str(FIXTURES / "real" / "gpt_wang_yangming.json"), "--force"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OpenAI GPT export: 王阳明 (wang-yang-ming)")
+    assert "files[0]: knowledge file Wang Yangming Translation.pdf is not in the export" in result.output
+    assert (gpts_dir / "wang-yang-ming.yaml").exists()
