@@ -340,7 +340,7 @@ def _from_assistant(data: dict[str, Any]) -> ImportResult:
     if file_ids:  # Assistants API v1
         result.unmapped.append(
             Unmapped("file_ids", f"{len(file_ids)} attached file(s) ({', '.join(file_ids[:5])}) are not in the object: "
-                     f"download them from the OpenAI Files API into knowledge/{result.gpt_id}/", True)
+                     f"download them from the OpenAI Files API into knowledge/{result.gpt_id}/ beside the spec", True)
         )
     for section, value in _dict(data.get("tool_resources")).items():
         for key, ids in _dict(value).items():
@@ -348,7 +348,7 @@ def _from_assistant(data: dict[str, Any]) -> ImportResult:
             if listed:
                 result.unmapped.append(
                     Unmapped(f"tool_resources.{section}.{key}", f"{', '.join(listed[:5])}: their files are not in the "
-                             f"object: download them from OpenAI into knowledge/{result.gpt_id}/", True)
+                             f"object: download them from OpenAI into knowledge/{result.gpt_id}/ beside the spec", True)
                 )
     known = {"name", "description", "instructions", "model", "temperature", "top_p", "tools", "response_format",
              "tool_resources", "file_ids"}
@@ -360,7 +360,7 @@ def _knowledge(result: ImportResult, where: str, what: str) -> None:
     """Point the spec's knowledge at knowledge/<id>/ and report the files the user must put there."""
     folder = f"knowledge/{result.gpt_id}/"
     result.spec.setdefault("knowledge", {"files": [f"{folder}*"]})
-    result.unmapped.append(Unmapped(where, f"{what}: copy the files into {folder} (knowledge.files points there)", True))
+    result.unmapped.append(Unmapped(where, f"{what}: copy the files into {folder} beside the spec (knowledge.files points there)", True))
 
 
 # ----- Dify --------------------------------------------------------------------------------------
