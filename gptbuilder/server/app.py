@@ -88,10 +88,11 @@ def create_app(
     app.state.gptbuilder = state
     install_handlers(app)
 
-    from . import admin, embeddings_api, openai_api, signin, widget
+    from . import admin, embeddings_api, openai_api, responses_api, signin, widget
 
     app.include_router(openai_api.router)
     app.include_router(embeddings_api.router)
+    app.include_router(responses_api.router)
     app.include_router(widget.router)
     app.include_router(admin.router)
     app.include_router(signin.router)
