@@ -20,7 +20,7 @@ from ..agent import Agent
 from ..events import ConfirmationRequest, Done, Event, TextDelta, ToolCall
 from .auth import Caller
 from .errors import APIError, guarded_stream
-from .openai_api import _collect, _finished, _Reply, _state, authorized
+from .openai_api import _collect, _finished, _Reply, _state, authorized, sse_event, sse_response
 from .responses_store import ResponseStore
 from .schemas import FunctionDef, RequestBody
 from .state import ServerState
@@ -452,7 +452,7 @@ def _typed_sse(events: AsyncGenerator[dict[str, Any], None], answer: _Answer, st
     """Each event as `event: <type>` with its JSON; a failure midway ends with `error` and `response.failed`, never a traceback."""
 
     def sse(event: dict[str, Any]) -> ServerSentEvent:
-        return ServerSentEvent(json.dumps(event, ensure_ascii=False), event=event["type"])
+        return sse_event(json.dumps(event, ensure_ascii=False), event=event["type"])
 
     async def typed() -> AsyncGenerator[ServerSentEvent, None]:
         try:
@@ -465,7 +465,7 @@ def _typed_sse(events: AsyncGenerator[dict[str, Any], None], answer: _Answer, st
         for event in answer.failed(error):
             yield sse(event)
 
-    return EventSourceResponse(guarded_stream(typed(), failed), ping=st.config.keepalive_seconds, headers={"Cache-Control": "no-cache"})
+    return sse_response(guarded_stream(typed(), failed), st)
 
 
 @router.get("/responses/{response_id}")

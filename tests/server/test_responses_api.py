@@ -118,7 +118,9 @@ def test_raw_stream_names_each_event_and_sends_no_done_marker(server):
     body = {"model": "echo", "input": "x", "stream": True}
     with httpx.stream("POST", f"{server.url}/v1/responses", json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in r.iter_lines() if line and not line.startswith(":")]
+        raw = r.read().decode()
+    assert "\r" not in raw and raw.endswith("\n\n")  # OpenAI's bare line endings: hand-written clients split on \n\n
+    lines = [line for line in raw.split("\n") if line and not line.startswith(":")]
     assert lines[0] == "event: response.created" and json.loads(lines[1][len("data: "):])["type"] == "response.created"
     assert lines[-2] == "event: response.completed" and "[DONE]" not in "".join(lines)
 
