@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +39,15 @@ def _as_list(value: Any) -> Any:
 StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+HTTPURL = Annotated[str, AfterValidator(_http_url)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,7 +61,7 @@ class ModelConfig(_Strict):
         description="Model id: a .gguf path (local), HF id or folder (transformers), "
         "model name on the endpoint (openai). Omitted: the embedded SmolLM2-135M-Instruct.",
     )
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    base_url: HTTPURL | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(default=None, pattern=ENV_NAME, description="Environment variable holding the key")
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -61,13 +72,6 @@ class ModelConfig(_Strict):
     timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for the model")
     max_retries: int = Field(default=2, ge=0, le=10)
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
 
 
 class KnowledgeConfig(_Strict):
@@ -133,6 +137,62 @@ class ActionTool(_Strict):
     action: ActionConfig
 
 
+def _split_command(value: Any) -> Any:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+MCP_TOOL_NAME = r"^[A-Za-z0-9_.\-/]{1,128}$"
+
+
+class MCPServerConfig(_Strict):
+    """An MCP server whose tools become the GPT's: a command spoken to over stdio, or a streamable-HTTP URL."""
+
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_split_command)] | None = Field(
+        default=None, min_length=1, description="Program and arguments, run over stdio in the spec's folder (operator's specs only)"
+    )
+    env: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(
+        default_factory=dict, description="Extra environment variables for the command (plain values; secrets go in pass_env)"
+    )
+    pass_env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(
+        default_factory=list, description="Variables passed on from gptbuilder's environment (the command gets no others)"
+    )
+    url: HTTPURL | None = Field(default=None, description="Streamable-HTTP endpoint, e.g. https://mcp.example.com/mcp")
+    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")], str] = Field(
+        default_factory=dict, description="Extra HTTP headers (plain values; credentials go in auth)"
+    )
+    auth: ActionAuth = Field(default_factory=ActionAuth)
+    tools: list[Annotated[str, Field(pattern=MCP_TOOL_NAME)]] | None = Field(
+        default=None, description="Which of the server's tools the GPT gets; default all"
+    )
+    prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_\-]{0,32}$", description="Put before each tool's name, e.g. github_")
+    confirm: list[Annotated[str, Field(pattern=MCP_TOOL_NAME)]] | None = Field(
+        default=None, description="Tools needing approval; default every tool the server does not mark read-only"
+    )
+    timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds to start the server, and for each call")
+    max_response_bytes: int = Field(default=1_000_000, ge=1_000, le=50_000_000, description="Largest message taken from the server")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give the MCP server exactly one of 'command' (run over stdio) and 'url' (streamable HTTP)")
+        misplaced = [name for name in (("env", "pass_env") if self.url else ("headers", "auth")) if name in self.model_fields_set]
+        if misplaced:
+            verb = "apply" if len(misplaced) > 1 else "applies"
+            raise ValueError(f"{' and '.join(misplaced)} {verb} only to {'command' if self.url else 'url'} servers")
+        return self
+
+    @property
+    def shown(self) -> str:
+        """How messages name this server: its URL, or its command line."""
+        return self.url or shlex.join(self.command or [])
+
+
+class MCPTool(_Strict):
+    """`- mcp: {command: [...]}` or `- mcp: {url: ...}` in `tools:`: each of the server's tools becomes one."""
+
+    mcp: MCPServerConfig
+
+
 class FunctionTool(_Strict):
     """`- function: my_pkg.tools:lookup_order` in `tools:` (a bare "pkg.mod:func" string works too)."""
 
@@ -150,12 +210,12 @@ def _tool_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "function" if ":" in value else "builtin"
     if isinstance(value, dict):
-        for kind in ("action", "function", "builtin"):
+        for kind in ("action", "mcp", "function", "builtin"):
             if kind in value:
                 return kind
         return None
     if isinstance(value, BaseModel):
-        return {ActionTool: "action", FunctionTool: "function", BuiltinTool: "builtin"}.get(type(value))
+        return {ActionTool: "action", MCPTool: "mcp", FunctionTool: "function", BuiltinTool: "builtin"}.get(type(value))
     return None
 
 
@@ -167,19 +227,21 @@ def _tool_from_string(value: Any) -> Any:
 
 ToolEntry = Annotated[
     Annotated[ActionTool, Tag("action")]
+    | Annotated[MCPTool, Tag("mcp")]
     | Annotated[FunctionTool, Tag("function")]
     | Annotated[BuiltinTool, Tag("builtin")],
     Discriminator(
         _tool_kind,
         custom_error_type="tool_kind",
         custom_error_message=f"a tool is a built-in name ({', '.join(BUILTIN_TOOLS)}), "
-        "'package.module:function', or a mapping with 'action', 'function' or 'builtin'",
+        "'package.module:function', or a mapping with 'action', 'mcp', 'function' or 'builtin'",
     ),
     BeforeValidator(
         _tool_from_string,
         json_schema_input_type=BuiltinName
         | Annotated[str, Field(pattern=FUNCTION_PATH)]
         | ActionTool
+        | MCPTool
         | FunctionTool
         | BuiltinTool,
     ),

@@ -121,13 +121,18 @@ def untrusted_problems(
         if (isinstance(entry, str) and ":" in entry) or (isinstance(entry, dict) and "function" in entry):
             report.refuse(where, "function tools ('package.module:function') run code in the server and are not "
                           f"allowed for specs saved through the store; {trust_hint}")
+        mcp = entry.get("mcp") if isinstance(entry, dict) else None
+        if isinstance(mcp, dict) and mcp.get("command") is not None:
+            report.refuse(where, "MCP servers run as a command ('mcp: {command: ...}') run code on the server and are not "
+                          f"allowed for specs saved through the store; reach the MCP server by its url, or {trust_hint}")
         action = entry.get("action") if isinstance(entry, dict) else None
         if isinstance(action, dict):
             file(f"{where}.action.openapi", action.get("openapi"))
-            auth = action.get("auth")
+        for kind, config in (("action", action), ("mcp", mcp)):
+            auth = config.get("auth") if isinstance(config, dict) else None
             for key, value in (auth.items() if isinstance(auth, dict) else ()):
                 if str(key).endswith("_env"):
-                    _env(f"{where}.action.auth.{key}", value, report, policy)
+                    _env(f"{where}.{kind}.auth.{key}", value, report, policy)
     return report
 
 

@@ -353,7 +353,7 @@ def test_nonsense_tool_entry_gets_a_clear_message(tmp_path: Path, entry: str):
     assert problem.line == 4
     assert problem.message == (
         "a tool is a built-in name (calculator, current_time, python, fetch_url), 'package.module:function', "
-        "or a mapping with 'action', 'function' or 'builtin'"
+        "or a mapping with 'action', 'mcp', 'function' or 'builtin'"
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ToolError
-from ..spec import ActionTool, BuiltinTool, FunctionTool
+from ..spec import ActionTool, BuiltinTool, FunctionTool, MCPTool
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -45,8 +45,10 @@ def tool_kind(entry: Any) -> ToolKind:
     from .actions import ActionKind
     from .builtin import BuiltinKind
     from .functions import FunctionKind
+    from .mcp import MCPKind
 
-    kinds: dict[type, ToolKind] = {BuiltinTool: BuiltinKind(), FunctionTool: FunctionKind(), ActionTool: ActionKind()}
+    kinds: dict[type, ToolKind] = {BuiltinTool: BuiltinKind(), FunctionTool: FunctionKind(), ActionTool: ActionKind(),
+                                   MCPTool: MCPKind()}
     return kinds[type(entry)]
 
 
@@ -67,6 +69,9 @@ def build_tools(loaded: LoadedSpec) -> list[BaseTool]:
     for index, entry in enumerate(loaded.spec.tools):
         if not loaded.trusted and isinstance(entry, FunctionTool):  # the loader refuses these; never import one
             raise ToolError(f"{loaded.id}: tools[{index}]: function tools are not allowed in specs saved through the store")
+        if not loaded.trusted and isinstance(entry, MCPTool) and entry.mcp.command:  # a command runs code, like a function
+            raise ToolError(f"{loaded.id}: tools[{index}]: MCP servers run as commands are not allowed in specs saved through "
+                            "the store; use a url")
         try:
             # an action's tools carry requires_confirmation in metadata: the Agent asks before running those
             tools.extend(tool_kind(entry).build(entry, folder=loaded.folder, allow_private=loaded.spec.allow_private_network))
