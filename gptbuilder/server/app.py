@@ -115,6 +115,9 @@ def create_app(
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 
+    from .mcp import mount_mcp
+
+    mount_mcp(app, state)  # /mcp: every GPT as an MCP tool, behind the same keys (_Guard)
     if ui:
         _mount_store_ui(app, store, history)
     app.add_middleware(_Guard, state=state)
