@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import GPTBuilderError, UnknownGPTError
 from ..settings import Settings
-from . import chat, doctor, importer, knowledge, serve, specs, testing
+from . import chat, doctor, importer, knowledge, mcp, serve, specs, testing
 from .progress import PROGRESS_KEY, command_progress, progress_of
 
 
@@ -72,6 +72,7 @@ specs.register(app)
 chat.register(app)
 knowledge.register(app)
 serve.register(app)
+mcp.register(app)
 testing.register(app)
 importer.register(app)
 doctor.register(app)
