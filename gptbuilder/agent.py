@@ -113,6 +113,11 @@ class Agent:
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        presence_penalty: float | None = None,
+        frequency_penalty: float | None = None,
+        logit_bias: Mapping[int, float] | None = None,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
         approvals: Mapping[str, bool] | None = None,
         client_tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -127,8 +132,13 @@ class Agent:
         finish_reason "confirmation_required"; the server holds those calls for ``owner`` (in ``pending``,
         else this agent's memory) and the next turn settles them with ``approvals`` {call id: True/False}.
         Tool calls that only appear in ``messages`` are never run (see turn.approvals.ResolveApprovals).
+        With ``logprobs``, TokenLogprobs events come before the text they describe.
         """
-        options = Options(temperature, top_p, max_tokens, tuple(stop or ()), seed)
+        options = Options(
+            temperature, top_p, max_tokens, tuple(stop or ()), seed,
+            presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, logit_bias=logit_bias,
+            logprobs=logprobs, top_logprobs=top_logprobs,
+        )
         turn = Turn(
             self.id, to_messages(messages), options, approvals or {}, list(client_tools or ()), tool_choice,
             owner=owner, pending=pending or self.pending,

@@ -43,6 +43,14 @@ class TextDelta(_Event):
 
 
 @dataclass(frozen=True)
+class TokenLogprobs(_Event):
+    """The log probabilities of the tokens of the text that follows (when asked for), in OpenAI's `logprobs.content` shape."""
+
+    type: ClassVar[str] = "logprobs"
+    content: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Done:
     """The answer is complete: the whole text, why generation stopped, and token usage."""
 
@@ -134,7 +142,7 @@ class Grounding(_Event):
         return bool(self.changes)
 
 
-Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Grounding | Done
+Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Grounding | TokenLogprobs | Done
 
 Step = ToolCall | ToolResult | ConfirmationRequest
 

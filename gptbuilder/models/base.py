@@ -49,6 +49,14 @@ class ChatBackend(Protocol):
 
 
 @dataclass(frozen=True)
+class Piece:
+    """Decoded text with its tokens' log probabilities, in OpenAI's `logprobs.content` shape (asked for with `logprobs`)."""
+
+    text: str
+    logprobs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Decoded:
     """What a backend reports after decoding: token counts and why it stopped."""
 
@@ -63,8 +71,12 @@ class LocalChatBackend(ChatBackend, Protocol):
 
     def _decode(
         self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
-    ) -> Generator[str, None, Decoded]:
-        """Yield text pieces; return the token counts and finish reason."""
+    ) -> Generator[str | Piece, None, Decoded]:
+        """Yield text pieces (with their tokens' log probabilities when `params["logprobs"]`); return the token counts and finish reason."""
+        ...
+
+    def vocabulary_size(self) -> int:
+        """How many token ids the model has (ids 0 to size - 1): what `logit_bias` may name."""
         ...
 
 
@@ -103,6 +115,20 @@ def count_tokens(model: BaseChatModel, messages: Sequence[BaseMessage]) -> int:
     if is_chat_backend(model):
         return model.count_message_tokens(messages)
     return approximate_tokens(messages)
+
+
+def count_text_tokens(model: BaseChatModel, text: str) -> int:
+    """Tokens ``text`` takes for this model: its tokenizer's count, else about one per four characters."""
+    counter = getattr(model, "count_text_tokens", None)
+    if callable(counter):
+        return int(counter(text))
+    return -(-len(text) // 4) if text else 0  # langchain's own estimate, without its per-message overhead
+
+
+def vocabulary_size(model: BaseChatModel) -> int | None:
+    """Token ids the model knows (0 to size - 1), or None where it cannot say (a remote endpoint checks its own)."""
+    size = getattr(model, "vocabulary_size", None)
+    return int(size()) if callable(size) else None
 
 
 def approximate_tokens(messages: Sequence[BaseMessage]) -> int:

@@ -29,6 +29,12 @@ _OPTIONS = {
     ),
     "fail_after": number(0, whole=True),
 }
+FAKE_VOCABULARY = 50_000  # token ids a `logit_bias` may name for the fake model
+# The sampling options a call may carry (as call arguments, or as fields on a copy, the way the tool loop passes them).
+RECORDED = (
+    "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "tool_choice",
+)
 
 
 class FakeChatModel(StreamingChatModel):
@@ -38,14 +44,32 @@ class FakeChatModel(StreamingChatModel):
     becomes a tool call, so tests can script a whole tool loop.
 
     `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths.
+
+    Sampling options are accepted and kept in `calls` (one dict per call, options given only), so tests
+    can check that a request's options reach the model; with `logprobs`, each word gets a made-up one.
     """
 
     replies: list[str] = Field(default_factory=list)
     max_tokens: int = DEFAULT_MAX_TOKENS
     fail_after: int | None = None
     context_window: int = DEFAULT_CONTEXT_WINDOW
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[int, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     _turn: Iterator[int] = PrivateAttr(default_factory=itertools.count)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _calls: list[dict[str, Any]] = PrivateAttr(default_factory=list)  # shared with copies (model_copy is shallow)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """The options of every call so far, in order (each call's arguments over the model's fields)."""
+        return self._calls
 
     @property
     def _llm_type(self) -> str:
@@ -54,6 +78,14 @@ class FakeChatModel(StreamingChatModel):
     def count_message_tokens(self, messages: list[BaseMessage]) -> int:
         """One token per word, plus a little per message: deterministic and cheap."""
         return sum(len(m.text.split()) + 3 for m in messages)
+
+    def count_text_tokens(self, text: str) -> int:
+        """One token per word."""
+        return len(text.split())
+
+    def vocabulary_size(self) -> int:
+        """A vocabulary size for `logit_bias` checks (the fake has no real tokens)."""
+        return FAKE_VOCABULARY
 
     def _reply(self, messages: list[BaseMessage]) -> str:
         if self.replies:
@@ -70,6 +102,8 @@ class FakeChatModel(StreamingChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        options = {name: kwargs.get(name, getattr(self, name, None)) for name in RECORDED} | ({"stop": stop} if stop else {})
+        self._calls.append({name: value for name, value in options.items() if value is not None})
         reply = self._reply(messages)
         if kwargs.get("tools") and reply.lstrip().startswith("{"):
             from .tool_calling import parse_reply, reply_chunk
@@ -86,8 +120,19 @@ class FakeChatModel(StreamingChatModel):
                 raise ModelError("the fake model failed on purpose (fail_after)")
             if run_manager:
                 run_manager.on_llm_new_token(piece)
-            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            metadata = {"logprobs": {"content": [_logprob(piece, options["top_logprobs"] or 0)]}} if options["logprobs"] else {}
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece, response_metadata=metadata))
         yield final_chunk(self.count_message_tokens(messages), len(pieces), finish_reason, "fake")
+
+
+def _logprob(piece: str, top: int) -> dict[str, Any]:
+    """A made-up log probability for one word: -0.5, with alternatives "<1>", "<2>"… each one less likely."""
+
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    alternatives = [token(f"<{rank}>", -0.5 - rank) for rank in range(1, top)]
+    return {**token(piece, -0.5), "top_logprobs": [token(piece, -0.5), *alternatives] if top else []}
 
 
 class FakeProvider(Provider):

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import DEFAULT_CONTEXT_WINDOW, Decoded
+from .base import DEFAULT_CONTEXT_WINDOW, Decoded, Piece
 from .embedded import check_gguf, default_model_path, is_embedded
 from .local import MESSAGE_OVERHEAD, LocalChatModel, LocalProvider, Runtime, RuntimeCache
+from .logprobs import Aligner, LogprobRecorder, bias_logits
 from .options import OptionCheck, boolean, number
 
 if TYPE_CHECKING:
@@ -168,6 +169,14 @@ class ChatLlamaCpp(LocalChatModel):
         prompt = formatter(messages=chat).prompt
         return len(self.runtime.llm.tokenize(prompt.encode("utf-8", errors="replace"), add_bos=False, special=True))
 
+    def vocabulary_size(self) -> int:
+        """Token ids in the GGUF's vocabulary."""
+        return int(self.runtime.llm.n_vocab())
+
+    def token_bytes(self, token: int) -> bytes:
+        """What one token spells (special tokens spell nothing)."""
+        return bytes(self.runtime.llm.detokenize([token]))
+
     def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Sampling parameters with llama.cpp's extra keys (top_k, min_p, repeat_penalty)."""
         params = {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
@@ -181,11 +190,18 @@ class ChatLlamaCpp(LocalChatModel):
 
     def _decode(
         self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
-    ) -> Generator[str, None, Decoded]:
+    ) -> Generator[str | Piece, None, Decoded]:
         runtime = self.runtime
+        params = dict(params)
         if schema is not None:
             # llama.cpp compiles the schema to a grammar: nothing outside it can be sampled.
-            params = {**params, "response_format": {"type": "json_object", "schema": schema}}
+            params["response_format"] = {"type": "json_object", "schema": schema}
+        recorder, processor = self._processor(params)
+        if processor is not None:
+            from llama_cpp import LogitsProcessorList
+
+            params["logits_processor"] = LogitsProcessorList([processor])
+        aligner = Aligner(recorder) if recorder else None
         completion_tokens = 0
         finish_reason = "stop"
         with runtime.lock:
@@ -199,10 +215,36 @@ class ChatLlamaCpp(LocalChatModel):
                     text = choice["delta"].get("content") or ""
                     if text:
                         completion_tokens += 1
-                        yield text
+                        piece = aligner.feed(text) if aligner else text
+                        if piece:
+                            yield piece
             finally:
                 stream.close()
+            if aligner and recorder:
+                recorder.finish_spelling(aligner.tail())  # the last token is never fed back: find it by its text
+                if last := aligner.flush():
+                    yield last
         return Decoded(prompt_tokens, completion_tokens, finish_reason)
+
+    def _processor(self, params: dict[str, Any]) -> tuple[LogprobRecorder | None, Any]:
+        """Take `logit_bias` and `logprobs` out of ``params`` as one logits processor (and the recorder it fills).
+
+        llama-cpp-python's own `logit_bias` is lost when another processor is given (it extends a list
+        with `list.extend`'s None), and its logprobs need `logits_all`; both are done here instead.
+        """
+        bias = {int(k): float(v) for k, v in (params.pop("logit_bias", None) or {}).items()}
+        wanted, top = params.pop("logprobs", False), params.pop("top_logprobs", 0) or 0
+        recorder = LogprobRecorder(self.token_bytes, top=top) if wanted else None
+        if not bias and recorder is None:
+            return None, None
+
+        def process(input_ids: Any, logits: Any) -> Any:
+            logits = bias_logits(logits, bias)
+            if recorder is not None:
+                recorder.step(int(input_ids[-1]), logits)
+            return logits
+
+        return recorder, process
 
 
 class LlamaCppProvider(LocalProvider):

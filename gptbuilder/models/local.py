@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 
 from ..errors import ModelError
-from .base import DEFAULT_MAX_TOKENS, Decoded, StreamingChatModel, final_chunk
+from .base import DEFAULT_MAX_TOKENS, Decoded, Piece, StreamingChatModel, final_chunk
 from .options import OptionCheck, option_problems
 from .registry import Provider
 from .tool_routing import ROUTING_OPTIONS, routing_fields
@@ -27,7 +27,10 @@ from .tool_routing import ROUTING_OPTIONS, routing_fields
 if TYPE_CHECKING:
     from ..spec import ModelConfig
 
-SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+SAMPLING_KEYS = (
+    "temperature", "top_p", "max_tokens", "seed", "stop",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+)
 MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
 
 
@@ -77,6 +80,11 @@ class LocalChatModel(StreamingChatModel):
     max_tokens: int = DEFAULT_MAX_TOKENS
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
+    presence_penalty: float = 0.0  # OpenAI's: subtracted from a token's logit once it has appeared in the answer
+    frequency_penalty: float = 0.0  # OpenAI's: subtracted once per time it has appeared
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    logprobs: bool = False
+    top_logprobs: int = 0
     # Who decides between answering and calling a tool: "embedding" (a router; see tool_routing.py) or "model".
     tool_routing: str = "embedding"
     tool_route_threshold: float = 0.3
@@ -113,6 +121,11 @@ class LocalChatModel(StreamingChatModel):
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
             "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "logit_bias": dict(self.logit_bias),
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs,
         }
         params.update({k: v for k, v in kwargs.items() if k in SAMPLING_KEYS + extra_keys and v is not None})
         if isinstance(params["stop"], str):
@@ -122,8 +135,8 @@ class LocalChatModel(StreamingChatModel):
 
     def _decode(
         self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
-    ) -> Generator[str, None, Decoded]:
-        """Generate for OpenAI-style messages, yielding text pieces; ``schema`` constrains the output."""
+    ) -> Generator[str | Piece, None, Decoded]:
+        """Generate for OpenAI-style messages, yielding text pieces (Pieces with `logprobs`); ``schema`` constrains the output."""
         raise NotImplementedError
 
     def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -155,18 +168,21 @@ class LocalChatModel(StreamingChatModel):
         if turn is None or turn.kind == "answer":
             chat = turn.messages if turn else convert_to_openai_messages(messages, text_format="string")
             run = _Run(self._decode(chat, params, None))
-            for text in run:
+            for piece in run:
+                text, logprobs = (piece.text, piece.logprobs) if isinstance(piece, Piece) else (piece, None)
                 if run_manager:
                     run_manager.on_llm_new_token(text)
-                yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                metadata = {"logprobs": {"content": logprobs}} if logprobs else {}
+                yield ChatGenerationChunk(message=AIMessageChunk(content=text, response_metadata=metadata))
             yield final_chunk(run.result.prompt_tokens, run.result.completion_tokens, run.result.finish_reason, self.model_name())
             return
         if turn.kind == "arguments" and "repeat_penalty" in params:
             # Arguments are mostly copied from the request; a repeat penalty garbles the copy ("sum((" -> "sum({").
             params = {**params, "repeat_penalty": 1.0}
         # A JSON reply is only meaningful once complete: collect it, then emit the parsed message.
-        run = _Run(self._decode(turn.messages, params, turn.schema))
-        text = "".join(run)
+        # The reply is JSON for the tool protocol, not text the caller sees: no log probabilities for it.
+        run = _Run(self._decode(turn.messages, {**params, "logprobs": False}, turn.schema))
+        text = "".join(piece.text if isinstance(piece, Piece) else piece for piece in run)
         message = parse_arguments(turn.tool, text) if turn.kind == "arguments" and turn.tool else parse_reply(text)
         finish_reason = "tool_calls" if message.tool_calls or message.invalid_tool_calls else run.result.finish_reason
         yield reply_chunk(message)
@@ -176,11 +192,11 @@ class LocalChatModel(StreamingChatModel):
 class _Run:
     """Iterates a decoding generator and keeps the `Decoded` it returns."""
 
-    def __init__(self, generator: Generator[str, None, Decoded]):
+    def __init__(self, generator: Generator[str | Piece, None, Decoded]):
         self.generator = generator
         self.result = Decoded(0, 0, "stop")
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str | Piece]:
         self.result = yield from self.generator
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..errors import ModelError
-from .base import DEFAULT_CONTEXT_WINDOW, Decoded
+from .base import DEFAULT_CONTEXT_WINDOW, Decoded, Piece
 from .embedded import check_gguf, default_model_path, is_embedded
 from .local import LocalChatModel, LocalProvider, Runtime, RuntimeCache
+from .logprobs import Aligner, LogprobRecorder, bias_logits
 from .options import OptionCheck, boolean, expect, one_of
 
 if TYPE_CHECKING:
@@ -252,6 +253,38 @@ class ChatTransformers(LocalChatModel):
         """Tokens ``text`` takes with the model's tokenizer."""
         return len(self.runtime.tokenizer.encode(text, add_special_tokens=False))
 
+    def vocabulary_size(self) -> int:
+        """Token ids the tokenizer has (added tokens included)."""
+        return len(self.runtime.tokenizer)
+
+    def token_bytes(self, token: int) -> bytes:
+        """What one token spells on its own (special tokens spell nothing)."""
+        return str(self.runtime.tokenizer.decode([token], skip_special_tokens=True)).encode("utf-8")
+
+    def _processor(self, params: dict[str, Any], prompt_tokens: int) -> tuple[LogprobRecorder | None, Any]:
+        """OpenAI's penalties and `logit_bias` as one logits processor, recording log probabilities when asked.
+
+        transformers has only a multiplicative repetition penalty, so presence and frequency penalties are
+        applied here the way OpenAI defines them, counting only the answer's own tokens.
+        """
+        bias = {int(k): float(v) for k, v in (params.get("logit_bias") or {}).items()}
+        presence, frequency = float(params.get("presence_penalty") or 0), float(params.get("frequency_penalty") or 0)
+        recorder = LogprobRecorder(self.token_bytes, top=params.get("top_logprobs") or 0) if params.get("logprobs") else None
+        if not bias and not presence and not frequency and recorder is None:
+            return None, None
+
+        def process(input_ids: Any, scores: Any) -> Any:
+            generated = input_ids[0, prompt_tokens:]
+            if (presence or frequency) and generated.numel():
+                counts = scores.new_zeros(scores.shape[-1]).scatter_add_(0, generated, scores.new_ones(generated.shape))
+                scores = scores - (frequency * counts + presence * (counts > 0).to(scores.dtype))
+            scores = bias_logits(scores, bias)
+            if recorder is not None:
+                recorder.step(int(input_ids[0, -1]), scores[0].float().cpu().numpy())
+            return scores
+
+        return recorder, process
+
     def _encode(self, chat: list[dict[str, Any]]) -> Any:
         tokenizer = self.runtime.tokenizer
         chat = [dict(m) for m in chat]
@@ -307,7 +340,7 @@ class ChatTransformers(LocalChatModel):
 
     def _decode(
         self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
-    ) -> Generator[str, None, Decoded]:
+    ) -> Generator[str | Piece, None, Decoded]:
         from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
         runtime = self.runtime
@@ -331,8 +364,13 @@ class ChatTransformers(LocalChatModel):
                 "streamer": streamer,
                 "stopping_criteria": StoppingCriteriaList([_cancel_criteria(cancel)]),
             }
+            recorder, processor = self._processor(params, prompt_tokens)
+            processors = [processor] if processor is not None else []
             if schema is not None:
-                generate_kwargs["logits_processor"] = LogitsProcessorList([self._grammar_processor(runtime, schema)])
+                processors.append(self._grammar_processor(runtime, schema))
+            if processors:
+                generate_kwargs["logits_processor"] = LogitsProcessorList(processors)
+            aligner = Aligner(recorder) if recorder else None
 
             def run() -> None:
                 try:
@@ -356,12 +394,12 @@ class ChatTransformers(LocalChatModel):
                     text, pending, stopped = _split_at_stop(pending, stops)
                     if text:
                         completion_tokens += 1
-                        yield text
+                        yield from _aligned(aligner, text)
                     if stopped:
                         break
                 if pending and not stopped:
                     completion_tokens += 1
-                    yield pending
+                    yield from _aligned(aligner, pending)
             finally:
                 cancel.set()
                 thread.join()
@@ -369,6 +407,7 @@ class ChatTransformers(LocalChatModel):
                 error = result["error"]
                 raise ModelError(f"{self.model_name()}: generation failed: {_short(error)}") from error
             output = result.get("output")
+            generated = []
             if output is not None:
                 sequence = output[0] if getattr(output, "ndim", 1) > 1 else output
                 generated = sequence[prompt_tokens:].tolist()
@@ -376,11 +415,22 @@ class ChatTransformers(LocalChatModel):
                 ended_on_eos = bool(generated) and generated[-1] in runtime.eos_ids
                 if not stopped and not ended_on_eos and completion_tokens >= int(params["max_tokens"]):
                     finish_reason = "length"
+            if aligner and recorder:
+                recorder.finish(generated[-1] if generated and generated[-1] not in runtime.eos_ids else None)
+                if last := aligner.flush():
+                    yield last
         return Decoded(prompt_tokens, completion_tokens, finish_reason)
 
     def model_name(self) -> str:
         """The hub id, or the folder/file name of a local model."""
         return Path(self.model).name if _is_local(self.model) else self.model
+
+
+def _aligned(aligner: Aligner | None, text: str) -> Iterator[str | Piece]:
+    if aligner is None:
+        yield text
+    elif piece := aligner.feed(text):
+        yield piece
 
 
 def _split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:

@@ -30,6 +30,11 @@ class Options:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: Mapping[int, float] | None = None  # token id -> added to its logit (-100 bans it, 100 forces it)
+    logprobs: bool = False  # report each answer token's log probability (see events.TokenLogprobs)
+    top_logprobs: int | None = None  # and this many most likely alternatives at each position
 
     def model_kwargs(self) -> dict[str, Any]:
         """The settings that were given, as chat-model call arguments."""
@@ -39,6 +44,11 @@ class Options:
             "max_tokens": self.max_tokens,
             "stop": list(self.stop) or None,
             "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "logit_bias": dict(self.logit_bias) if self.logit_bias else None,
+            "logprobs": self.logprobs or None,
+            "top_logprobs": self.top_logprobs if self.logprobs else None,
         }
         return {key: value for key, value in given.items() if value is not None}
 

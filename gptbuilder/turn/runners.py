@@ -9,7 +9,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 
 from ..errors import ModelError
-from ..events import Event, TextDelta, ToolCall, ToolResult, Usage
+from ..events import Event, TextDelta, TokenLogprobs, ToolCall, ToolResult, Usage
 from .approvals import clip, confirmation_events, needing_confirmation
 from .base import RunResult, Turn, from_backend
 
@@ -31,6 +31,7 @@ class Answer:
         for piece in from_backend(self.model.stream(prompt, **turn.options.model_kwargs()), turn.gpt_id):
             chunk = cast(AIMessageChunk, piece)  # a chat model streams AIMessageChunks, bound or not
             message = chunk if message is None else message + chunk
+            yield from _logprobs(chunk)
             text = _text(chunk)
             if text:
                 yield TextDelta(text)
@@ -94,6 +95,7 @@ class ToolLoop:
             if mode == "messages":
                 chunk, meta = data
                 if isinstance(chunk, AIMessageChunk) and meta.get("langgraph_node") == "model" and _text(chunk):
+                    yield from _logprobs(chunk)
                     yield TextDelta(_text(chunk))
                 continue
             for message in (m for update in data.values() for m in (update or {}).get("messages", [])):
@@ -128,6 +130,13 @@ def _stop_runaway(steps: Iterator[Any], gpt_id: str, limit: int) -> Iterator[Any
 def _text(chunk: BaseMessage) -> str:
     content = chunk.content
     return content if isinstance(content, str) else chunk.text
+
+
+def _logprobs(chunk: BaseMessage) -> Iterator[TokenLogprobs]:
+    """The chunk's token log probabilities (`response_metadata["logprobs"]`, as langchain-openai and local models put them)."""
+    content = (chunk.response_metadata.get("logprobs") or {}).get("content")
+    if content:
+        yield TokenLogprobs(tuple(content))
 
 
 def _usage(metadata: Any) -> Usage | None:

@@ -132,3 +132,48 @@ def test_a_local_gguf_path_relative_to_the_spec_loads(tmp_path):
     mine = provider.create(ModelConfig(name="models/mine.gguf", temperature=0, max_tokens=8), base_dir=tmp_path)
     assert _text(mine, "Say hi.")
     assert time.perf_counter() - start < 30
+
+
+def _stream_logprobs(model: ChatLlamaCpp, prompt: str, **kwargs) -> tuple[list, list]:
+    chunks = list(model.stream([HumanMessage(prompt)], **kwargs))
+    return chunks, [token for c in chunks for token in (c.response_metadata.get("logprobs") or {}).get("content", [])]
+
+
+@pytest.mark.slow
+def test_logprobs_spell_the_answer_chunk_by_chunk(model):
+    chunks, tokens = _stream_logprobs(model, "What is the capital of France?", logprobs=True, top_logprobs=3)
+    text = "".join(c.text for c in chunks)
+    assert text.strip() and "".join(t["token"] for t in tokens) == text
+    for chunk in chunks:
+        own = (chunk.response_metadata.get("logprobs") or {}).get("content", [])
+        assert "".join(t["token"] for t in own) == chunk.text
+    for token in tokens:
+        top = token["top_logprobs"]
+        assert len(top) == 3 and token["logprob"] <= 0 and top[0]["logprob"] >= top[1]["logprob"] >= top[2]["logprob"]
+        assert bytes(token["bytes"]).decode("utf-8", errors="replace") == token["token"]
+    assert _text(model, "What is the capital of France?") == text  # asking for them changes nothing
+    # Greedy without the repeat penalty (applied after they are read): each token is the most likely one.
+    _, unpenalized = _stream_logprobs(model, "What is the capital of France?", logprobs=True, top_logprobs=1, repeat_penalty=1.0)
+    assert all(t["token"] == t["top_logprobs"][0]["token"] for t in unpenalized)
+
+
+@pytest.mark.slow
+def test_logit_bias_bans_and_forces_tokens(model):
+    prompt = "What is the capital of France?"
+    plain, tokens = _stream_logprobs(model, prompt, logprobs=True)
+    first = model.runtime.llm.tokenize(tokens[0]["token"].encode(), add_bos=False, special=False)[0]
+    banned = _text(model, prompt, logit_bias={first: -100})
+    assert banned and not banned.startswith(tokens[0]["token"])
+    forced = model.runtime.llm.tokenize(b" banana", add_bos=False, special=False)[0]
+    assert _text(model, prompt, logit_bias={forced: 100}, max_tokens=3) == " banana" * 3
+    assert model.vocabulary_size() == model.runtime.llm.n_vocab() > forced
+
+
+@pytest.mark.slow
+def test_penalties_and_seed_reach_the_sampler(model):
+    prompt, plain = "List the numbers 1, 1, 1, 1, 1, 1, 1", {"repeat_penalty": 1.0, "max_tokens": 30}
+    assert _text(model, prompt, **plain).count("1,") > 6
+    assert _text(model, prompt, frequency_penalty=1.5, **plain).count("1,") < 3
+    assert _text(model, prompt, presence_penalty=1.5, **plain).count("1,") < 3
+    sampled = {"temperature": 1.0, "max_tokens": 12}
+    assert _text(model, prompt, seed=5, **sampled) == _text(model, prompt, seed=5, **sampled)

@@ -140,6 +140,14 @@ def test_unset_sampling_settings_are_not_sent(server, agent):
     assert not {"temperature", "top_p", "seed", "stop", "max_tokens", "max_completion_tokens"} & set(body)
 
 
+def test_openai_sampling_options_are_passed_through(server, agent):
+    options = {"presence_penalty": 0.5, "frequency_penalty": -1.0, "logit_bias": {42: -100.0}, "logprobs": True, "top_logprobs": 2}
+    agent.chat("Hi", seed=9, **options)
+
+    body = server.chat_bodies[-1]
+    assert {key: body[key] for key in (*options, "seed")} == {**options, "logit_bias": {"42": -100.0}, "seed": 9}
+
+
 def test_provider_options_headers_and_extra_body_are_sent(server, openai_spec, monkeypatch):
     monkeypatch.setenv("MY_KEY", KEY)
     path = openai_spec(

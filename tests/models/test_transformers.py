@@ -314,3 +314,17 @@ def test_small_talk_is_answered_as_plain_streamed_text(model):
     chunks = [c.text for c in bound.stream("Hello! How are you?", max_tokens=20)]
     assert len([c for c in chunks if c]) > 1, "answers stream token by token"
     assert not "".join(chunks).lstrip().startswith("{")
+
+
+@pytest.mark.slow
+def test_logprobs_logit_bias_and_penalties(model):
+    chunks = list(model.stream(QUESTION, logprobs=True, top_logprobs=2))
+    tokens = [t for c in chunks for t in (c.response_metadata.get("logprobs") or {}).get("content", [])]
+    text = "".join(c.text for c in chunks)
+    assert text.strip() and "".join(t["token"] for t in tokens) == text
+    assert all(len(t["top_logprobs"]) == 2 and t["token"] == t["top_logprobs"][0]["token"] for t in tokens)  # greedy
+    first = model.runtime.tokenizer.encode(tokens[0]["token"], add_special_tokens=False)[0]
+    assert not answer(model, logit_bias={first: -100}).startswith(tokens[0]["token"])
+    assert model.vocabulary_size() > first
+    prompt, options = "List the numbers 1, 1, 1, 1, 1, 1, 1", {"max_tokens": 30}
+    assert answer(model, prompt, frequency_penalty=1.5, **options).count("1,") < answer(model, prompt, **options).count("1,")
