@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.messages import BaseMessage, SystemMessage
 
 from .errors import InputError, ModelError
 from .events import Done, Event, Usage
-from .models.base import DEFAULT_MAX_TOKENS, context_window_of, count_tokens
+from .models.base import DEFAULT_MAX_TOKENS, context_window_of, count_text_tokens, count_tokens
 from .pending import MemoryPendingCalls, PendingCalls
-from .turn import Options, OutputStage, Runner, Stage, Turn, normal_finish_reason, through
+from .turn import Options, OutputStage, Runner, RunResult, Stage, Turn, normal_finish_reason, through
 from .turn.approvals import ResolveApprovals, needing_confirmation
 from .turn.grounding import Extract
 from .turn.guards import GuardInput, InputGuard
@@ -156,8 +156,7 @@ class Agent:
         if turn.retrieval and turn.retrieval.sources:
             after.append(Cite(turn.retrieval, private=self.knowledge is not None and self.knowledge.config.private))
         result, text = yield from through(runner(turn, prompt), after)
-        usage = result.usage or self._estimate_usage(prompt, text)
-        yield Done(text, finish_reason=normal_finish_reason(result.finish_reason), usage=usage)
+        yield Done(text, finish_reason=normal_finish_reason(result.finish_reason), usage=self._usage(result, prompt, text))
 
     def chat(self, messages: MessagesLike, **options: Any) -> Reply:
         """Answer the conversation and return the whole reply."""
@@ -166,10 +165,21 @@ class Agent:
                 return Reply(event.text, event.finish_reason, event.usage)
         raise ModelError(f"{self.id}: the answer ended without finishing")  # pragma: no cover
 
-    def _estimate_usage(self, prompt: list[BaseMessage], text: str) -> Usage:
-        """Token usage counted with the model's tokenizer, for backends that report none."""
-        completion = count_tokens(self.model, [AIMessageChunk(content=text)]) if text else 0
-        return Usage(count_tokens(self.model, prompt), completion)
+    def _usage(self, result: RunResult, prompt: list[BaseMessage], text: str) -> Usage:
+        """Token usage: the prompt of every model call, and the tokens of the answer as the caller gets it.
+
+        A GPT's own tool calls (a local model's routing JSON included) are generated but never returned, so
+        completion_tokens leaves them out: they counted 12-14 tokens of JSON into a 98-token answer. The
+        prompts of those calls stay in prompt_tokens: the model did read them. Calls returned to the caller
+        (client-side tools) are in the last message, so they count. The backend's own count of the last call
+        is used when it produced exactly the text returned; otherwise (an output guard changed it, or the
+        backend reports nothing) the returned text is counted with the model's tokenizer.
+        """
+        prompt_tokens = result.usage.prompt_tokens if result.usage else count_tokens(self.model, prompt)
+        last = result.message
+        if result.usage and last is not None and last.usage_metadata and last.text == text:
+            return Usage(prompt_tokens, last.usage_metadata["output_tokens"])
+        return Usage(prompt_tokens, count_text_tokens(self.model, text))
 
     def _runner(self, turn: Turn) -> Runner:
         """Who answers: the caller's tools when it sent some, else the GPT's own tool loop, else the model."""
