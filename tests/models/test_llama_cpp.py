@@ -160,7 +160,7 @@ def test_logprobs_spell_the_answer_chunk_by_chunk(model):
 @pytest.mark.slow
 def test_logit_bias_bans_and_forces_tokens(model):
     prompt = "What is the capital of France?"
-    plain, tokens = _stream_logprobs(model, prompt, logprobs=True)
+    _plain, tokens = _stream_logprobs(model, prompt, logprobs=True)
     first = model.runtime.llm.tokenize(tokens[0]["token"].encode(), add_bos=False, special=False)[0]
     banned = _text(model, prompt, logit_bias={first: -100})
     assert banned and not banned.startswith(tokens[0]["token"])
