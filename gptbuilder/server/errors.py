@@ -169,7 +169,8 @@ def _validation_error(exc: RequestValidationError) -> APIError:
             message = message.removeprefix(prefix)
         if first is None:
             first, first_param = error, where or None
-        problems.append(message if not where or message.startswith(("Unrecognized", "Unsupported")) else f"{where}: {message}")
+        named = not where or message.startswith(("Unrecognized", "Unsupported", where))  # it names its parameter itself
+        problems.append(message if named else f"{where}: {message}")
     code = _validation_code(first) if first is not None else "invalid_request"
     return APIError(400, "; ".join(problems) or "invalid request", param=first_param, code=code)
 

@@ -26,10 +26,12 @@ from ..events import (
     Event,
     Grounding,
     TextDelta,
+    TokenLogprobs,
     ToolCall,
     ToolResult,
     Transcript,
 )
+from ..models.base import vocabulary_size
 from .auth import Caller
 from .errors import APIError, guarded_stream
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -107,13 +109,20 @@ def _tool_call(event: ToolCall, index: int) -> dict[str, Any]:
 class _Reply:
     """An answer in OpenAI's shape: each event's delta as it streams, the whole message at the end.
 
-    With client-side tools, the model's tool calls are OpenAI `tool_calls`; otherwise they are
-    gptbuilder's `tool_steps`, shown beside the answer.
+    With client-side tools, the model's tool calls are OpenAI `tool_calls` (a `function_call` for a
+    client of the deprecated `functions`); otherwise they are gptbuilder's `tool_steps`, shown beside
+    the answer. Token log probabilities (TokenLogprobs events, which come before their text) ride with
+    the next text delta; those of text an output guard withheld are never shown.
     """
 
-    def __init__(self, client_tools: bool):
+    def __init__(self, client_tools: bool, *, logprobs: bool = False, legacy_functions: bool = False):
         self.client_tools = client_tools
+        self.logprobs = logprobs
+        self.legacy_functions = legacy_functions
         self.transcript = Transcript()
+        self.token_logprobs: list[dict[str, Any]] = []  # every token shown, in order
+        self.delta_logprobs: list[dict[str, Any]] = []  # the tokens of the last text delta
+        self._held: list[dict[str, Any]] = []  # tokens whose text has not come out yet
 
     @property
     def done(self) -> Done:
@@ -126,8 +135,14 @@ class _Reply:
         """Fold one event in; return the delta fields it adds to a streamed chunk."""
         self.transcript.add(event)
         match event:
+            case TokenLogprobs():
+                self._held.extend(event.content)
             case TextDelta():
+                self.delta_logprobs, self._held = self._held, []
+                self.token_logprobs.extend(self.delta_logprobs)
                 return {"content": event.text}
+            case ToolCall() if self.client_tools and self.legacy_functions:
+                return {"function_call": _tool_call(event, 0)["function"]} if len(self.transcript.tool_calls) == 1 else {}
             case ToolCall() if self.client_tools:
                 return {"tool_calls": [_tool_call(event, len(self.transcript.tool_calls) - 1)]}
             case Citation():
@@ -141,6 +156,17 @@ class _Reply:
             case Grounding():
                 return {"grounding": _fields(event)}
         return {}
+
+    def finish_reason(self) -> str | None:
+        """Why the answer ended, on OpenAI's wire (`function_call` for clients of the deprecated `functions`)."""
+        reason = _finish(self.done.finish_reason)
+        return "function_call" if reason == "tool_calls" and self.legacy_functions else reason
+
+    def choice_logprobs(self, tokens: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """A choice's `logprobs`: these tokens (all shown so far by default), or None when not asked for."""
+        if not self.logprobs:
+            return None
+        return {"content": self.token_logprobs if tokens is None else tokens, "refusal": None}
 
     def extras(self) -> dict[str, Any]:
         """gptbuilder's fields beside the text: citations, the curated mark and the grounding check, when there are any."""
@@ -159,7 +185,9 @@ class _Reply:
         calls = [_tool_call(call, i) for i, call in enumerate(transcript.tool_calls)] if self.client_tools else []
         text = transcript.text
         message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
-        if calls:
+        if calls and self.legacy_functions:
+            message["function_call"] = calls[0]["function"]  # the deprecated API has one call per message
+        elif calls:
             message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
         extras = self.extras()
         if "citations" in extras:
@@ -179,41 +207,65 @@ def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest, c
     """The agent's options from a request's sampling fields (chat and legacy completions alike).
 
     Tool calls a turn pauses for approval are held in the database for this caller's key: only that key
-    can settle them, on any replica.
+    can settle them, on any replica. A body without the penalty and log-probability fields (another
+    endpoint's) leaves them unset.
     """
+    logprobs, top_logprobs = body.logprob_options() if hasattr(body, "logprob_options") else (False, None)
     return {
         "temperature": body.temperature,
         "top_p": body.top_p,
         "max_tokens": st.check_max_tokens(body.answer_tokens()),
         "stop": body.stop_list(),
         "seed": body.seed,
+        "presence_penalty": getattr(body, "presence_penalty", None),
+        "frequency_penalty": getattr(body, "frequency_penalty", None),
+        "logit_bias": getattr(body, "logit_bias", None),
+        "logprobs": logprobs,
+        "top_logprobs": top_logprobs,
         "owner": f"key:{caller.key_id}",
         "pending": st.pending,
     }
 
 
 def _chat_options(st: ServerState, body: ChatCompletionRequest, caller: Caller) -> dict[str, Any]:
-    if body.tool_choice not in (None, "none", "auto") and not body.tools:
+    choice, tools = body.client_tool_choice(), body.client_tools()
+    if choice not in (None, "none", "auto") and not tools:
         raise APIError(400, "tool_choice needs 'tools'", param="tool_choice")
-    tools = [t.model_dump() for t in body.tools] if body.tools and body.tool_choice != "none" else None
+    tools = tools if choice != "none" else None
     return {
         **_options(st, body, caller),
         "approvals": body.approvals,
-        **({"client_tools": tools, "tool_choice": body.tool_choice} if tools else {}),
+        **({"client_tools": tools, "tool_choice": choice} if tools else {}),
     }
+
+
+async def check_logit_bias(agent: Agent, bias: dict[int, float] | None) -> None:
+    """400 naming `logit_bias` when it names a token id outside the GPT's vocabulary (a remote model checks its own)."""
+    if not bias:
+        return
+    size = await run_in_threadpool(vocabulary_size, agent.model)  # may load a local model's weights
+    outside = sorted(token for token in bias if token >= size) if size is not None else []
+    if outside and size is not None:
+        raise APIError(
+            400,
+            f"logit_bias names token id {outside[0]}, which is not in {agent.id}'s vocabulary (ids 0 to {size - 1})",
+            param="logit_bias",
+            code="invalid_value",
+        )
 
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request, caller: Caller = Depends(authorized)) -> Any:
     """Chat with a GPT; `stream: true` answers as server-sent chunks."""
     st = _state(request)
-    messages = [m.to_agent() for m in body.messages]
+    messages = body.agent_messages()
     st.check_messages(messages)
     options = _chat_options(st, body, caller)
     agent = await st.agent(body.model)
+    await check_logit_bias(agent, body.logit_bias)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    reply = _Reply(client_tools=bool(options.get("client_tools")))
+    reply = _Reply(client_tools=bool(options.get("client_tools")), logprobs=options["logprobs"], legacy_functions=body.legacy_functions)
     ids = _ids("chatcmpl", agent)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -224,7 +276,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
         {
             **ids,
             "object": "chat.completion",
-            "choices": [{"index": 0, "message": reply.message(), "logprobs": None, "finish_reason": _finish(reply.done.finish_reason)}],
+            "choices": [
+                {"index": 0, "message": reply.message(), "logprobs": reply.choice_logprobs(), "finish_reason": reply.finish_reason()}
+            ],
             "usage": reply.done.usage.to_dict(),
         }
     )
@@ -252,8 +306,8 @@ class _Run:
 async def _chat_chunks(run: _Run) -> AsyncGenerator[dict[str, Any], None]:
     st, events, reply, ids, started = run.st, run.events, run.reply, run.ids, run.started
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return {**ids, "object": "chat.completion.chunk", "choices": [choice]}
 
     yield chunk({"role": "assistant", "content": ""})
@@ -264,8 +318,8 @@ async def _chat_chunks(run: _Run) -> AsyncGenerator[dict[str, Any], None]:
             if first:
                 st.metrics.first_token.labels("chat").observe(time.perf_counter() - started)
                 first = False
-            yield chunk(delta)
-    yield chunk({}, _finish(reply.done.finish_reason))
+            yield chunk(delta, logprobs=reply.choice_logprobs(reply.delta_logprobs) if "content" in delta else None)
+    yield chunk({}, reply.finish_reason())
     if run.include_usage:
         yield {**ids, "object": "chat.completion.chunk", "choices": [], "usage": reply.done.usage.to_dict()}
     await run.finish()
@@ -286,9 +340,10 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     st.check_messages(messages)
     options = _options(st, body, caller)
     agent = await st.agent(_completion_body(body, gpt_id))
+    await check_logit_bias(agent, body.logit_bias)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    reply = _Reply(client_tools=False)
+    reply = _Reply(client_tools=False, logprobs=options["logprobs"])
     ids = _ids("cmpl", agent)
     prefix = body.text() if body.echo else ""
     if body.stream:
@@ -297,12 +352,28 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "completions", started)
     finish = _finish(reply.done.finish_reason)
-    choice = {"text": prefix + reply.transcript.text, "index": 0, "logprobs": None, "finish_reason": finish, **reply.extras()}
+    logprobs = _legacy_logprobs(reply.token_logprobs, 0) if reply.logprobs else None
+    choice = {"text": prefix + reply.transcript.text, "index": 0, "logprobs": logprobs, "finish_reason": finish, **reply.extras()}
     return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
+
+
+def _legacy_logprobs(tokens: list[dict[str, Any]], offset: int) -> dict[str, Any]:
+    """Token log probabilities in legacy completions' shape; ``offset``: where the first token starts in the text."""
+    offsets = []
+    for token in tokens:
+        offsets.append(offset)
+        offset += len(token["token"])
+    return {
+        "tokens": [token["token"] for token in tokens],
+        "token_logprobs": [token["logprob"] for token in tokens],
+        "top_logprobs": [{top["token"]: top["logprob"] for top in token["top_logprobs"]} for token in tokens],
+        "text_offset": offsets,
+    }
 
 
 async def _completion_chunks(run: _Run, prefix: str) -> AsyncGenerator[dict[str, Any], None]:
     ids, reply = run.ids, run.reply
+    shown = 0  # characters of answer streamed so far: where the next chunk's tokens start
 
     def chunk(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
         choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish, **extra}
@@ -313,7 +384,9 @@ async def _completion_chunks(run: _Run, prefix: str) -> AsyncGenerator[dict[str,
     async for event in run.events:
         delta = reply.add(event)
         if "content" in delta:
-            yield chunk(delta["content"])
+            logprobs = _legacy_logprobs(reply.delta_logprobs, shown) if reply.logprobs else None
+            shown += len(delta["content"])
+            yield chunk(delta["content"], logprobs=logprobs)
         elif "citations" in delta or "curated" in delta:
             yield chunk("", **delta)
     yield chunk("", _finish(reply.done.finish_reason))

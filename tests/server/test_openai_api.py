@@ -363,3 +363,211 @@ def test_keepalive_pings_use_the_same_line_endings():
             keepalive_seconds = 15
 
     assert sse_response(nothing(), _State()).sep == "\n"
+
+
+CHAT = {"model": "echo", "messages": [{"role": "user", "content": "one two three"}]}
+
+
+def test_sampling_options_reach_the_model(app_client):
+    body = {
+        **CHAT, "temperature": 0.3, "top_p": 0.8, "max_tokens": 9, "stop": ["zzz"], "seed": 7, "presence_penalty": 0.5,
+        "frequency_penalty": -0.25, "logit_bias": {"42": -100, "7": 2.5}, "logprobs": True, "top_logprobs": 2,
+    }
+    assert app_client.post("/v1/chat/completions", json=body).status_code == 200
+    model = app_client.app.state.gptbuilder.store.agent("echo").model
+    assert model.calls[-1] == {
+        "temperature": 0.3, "top_p": 0.8, "max_tokens": 9, "stop": ["zzz"], "seed": 7, "presence_penalty": 0.5,
+        "frequency_penalty": -0.25, "logit_bias": {42: -100.0, 7: 2.5}, "logprobs": True, "top_logprobs": 2,
+    }
+    legacy = {"model": "echo", "prompt": "hi", "logprobs": 3, "presence_penalty": 1}
+    assert app_client.post("/v1/completions", json=legacy).status_code == 200
+    assert model.calls[-1] == {"max_tokens": 512, "logprobs": True, "top_logprobs": 3, "presence_penalty": 1.0}  # 512: its own
+
+
+def _calculator_gpt(make_app, write_spec, answer: str):
+    """An app with a GPT that runs its own calculator tool, then answers ``answer``."""
+    from fastapi.testclient import TestClient
+
+    call = json.dumps({"type": "tool_call", "name": "calculator", "arguments": {"expression": "2+2"}})
+    replies = json.dumps([call, answer])
+    write_spec("calc", f"name: Calc\ninstructions: x\ntools: [calculator]\nmodel: {{provider: fake, options: {{replies: {replies}}}}}\n")
+    return TestClient(make_app(ServerConfig()))
+
+
+def test_sampling_options_reach_a_gpts_own_tool_loop(make_app, write_spec):
+    client = _calculator_gpt(make_app, write_spec, "It is 4.")
+    body = {"model": "calc", "messages": [{"role": "user", "content": "2+2?"}], "seed": 3, "frequency_penalty": 1.5, "logit_bias": {"5": 1}}
+    assert client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"] == "It is 4."
+    calls = client.app.state.gptbuilder.store.agent("calc").model.calls
+    assert len(calls) == 2 and all(c["seed"] == 3 and c["frequency_penalty"] == 1.5 and c["logit_bias"] == {5: 1.0} for c in calls)
+
+
+def test_logprobs_come_back_in_openais_shape_streamed_and_not(client):
+    reply = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi there"}], logprobs=True, top_logprobs=2)
+    choice = reply.choices[0]
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content == "You said: hi there"
+    assert all(t.logprob == -0.5 and t.bytes == list(t.token.encode()) and len(t.top_logprobs) == 2 for t in tokens)
+    plain = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+    assert plain.choices[0].logprobs is None
+    chunks = list(client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi there"}], logprobs=True, stream=True
+    ))
+    texts = [c.choices[0] for c in chunks if c.choices and c.choices[0].delta.content]
+    assert all("".join(t.token for t in c.logprobs.content) == c.delta.content for c in texts)
+    assert all(t.top_logprobs == [] for c in texts for t in c.logprobs.content)
+    assert chunks[0].choices[0].logprobs is None and chunks[-1].choices[0].logprobs is None
+
+
+def test_legacy_completions_report_logprobs_in_their_own_shape(client):
+    reply = client.completions.create(model="echo", prompt="tell me", logprobs=2)
+    logprobs = reply.choices[0].logprobs
+    assert "".join(logprobs.tokens) == reply.choices[0].text == "You said: tell me"
+    assert logprobs.token_logprobs == [-0.5] * 4 and logprobs.text_offset == [0, 3, 9, 14]
+    assert all(len(top) == 2 for top in logprobs.top_logprobs)
+    streamed = [c.choices[0].logprobs for c in client.completions.create(model="echo", prompt="tell me", logprobs=0, stream=True)
+                if c.choices and c.choices[0].text]
+    assert [offset for lp in streamed for offset in lp.text_offset] == [0, 3, 9, 14]
+
+
+@pytest.mark.parametrize(("extra", "param", "code"), [
+    ({"logit_bias": {"50000": 1}}, "logit_bias", "invalid_value"),  # the fake model's vocabulary is 50,000 ids
+    ({"logit_bias": {"-1": 1}}, "logit_bias.-1.[key]", "below_min_value"),
+    ({"logit_bias": {"the": 1}}, "logit_bias.the.[key]", "invalid_type"),
+    ({"logit_bias": {"5": 101}}, "logit_bias.5", "above_max_value"),
+    ({"top_logprobs": 3}, "top_logprobs", "invalid_value"),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", "above_max_value"),
+    ({"presence_penalty": 2.5}, "presence_penalty", "above_max_value"),
+    ({"n": 2}, "n", "unsupported_value"),
+    ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio", "unsupported_parameter"),
+    ({"modalities": ["text", "audio"]}, "modalities", "unsupported_value"),
+    ({"prediction": {"type": "content", "content": "x"}}, "prediction", "unsupported_parameter"),
+    ({"web_search_options": {}}, "web_search_options", "unsupported_parameter"),
+    ({"reasoning_effort": "low"}, "reasoning_effort", "unsupported_parameter"),
+    ({"verbosity": "low"}, "verbosity", "unsupported_parameter"),
+    ({"service_tier": "flex"}, "service_tier", "unsupported_value"),
+    ({"max_token": 5}, "max_token", "unknown_parameter"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_wether"}}}, "tool_choice", "invalid_value"),
+    ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}, "tool_choice", "invalid_value"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice", "unsupported_value"),
+    ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}}, "function_call", "invalid_value"),
+    ({"functions": [WEATHER["function"]], "tools": [WEATHER]}, "functions", "invalid_value"),
+])
+def test_what_is_not_supported_is_refused_naming_the_parameter(app_client, extra, param, code):
+    error = _envelope(app_client.post("/v1/chat/completions", json={**CHAT, **extra}), 400)
+    assert (error["param"], error["code"]) == (param, code), error
+    assert "Value error" not in error["message"]
+
+
+def test_a_misspelt_parameter_gets_a_suggestion(app_client):
+    error = _envelope(app_client.post("/v1/chat/completions", json={**CHAT, "max_token": 5}), 400)
+    assert error["message"] == "Unrecognized request argument supplied: max_token; did you mean 'max_tokens'?"
+    legacy = _envelope(app_client.post("/v1/completions", json={"model": "echo", "prompt": "x", "best_of": 2}), 400)
+    assert legacy["param"] == "best_of"
+    echoed = _envelope(app_client.post("/v1/completions", json={"model": "echo", "prompt": "x", "echo": True, "logprobs": 1}), 400)
+    assert echoed["param"] == "logprobs"
+
+
+def test_fields_clients_always_send_are_accepted(app_client):
+    harmless = {
+        "user": "u1", "metadata": {"team": "support"}, "store": False, "n": 1, "parallel_tool_calls": True,
+        "stream_options": {"include_usage": True, "include_obfuscation": False}, "service_tier": "auto", "modalities": ["text"],
+        "prompt_cache_key": "k", "safety_identifier": "s", "response_format": {"type": "text"}, "audio": None, "logprobs": False,
+    }
+    reply = app_client.post("/v1/chat/completions", json={**CHAT, **harmless})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == "You said: one two three"
+
+
+def test_deprecated_functions_are_answered_with_a_function_call(client):
+    first = client.chat.completions.create(
+        model="weather", messages=[{"role": "user", "content": "Weather in Paris?"}], functions=[WEATHER["function"]]
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert choice.message.function_call.name == "get_weather"
+    assert json.loads(choice.message.function_call.arguments) == {"city": "Paris"}
+    second = client.chat.completions.create(
+        model="weather",
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "function_call": choice.message.function_call.model_dump()},
+            {"role": "function", "name": "get_weather", "content": "sunny, 21C"},
+        ],
+        functions=[WEATHER["function"]],
+        function_call="auto",
+    )
+    assert second.choices[0].message.content == "Sunny in Paris." and second.choices[0].finish_reason == "stop"
+    chunks = list(client.chat.completions.create(
+        model="weather", messages=[{"role": "user", "content": "Weather in Paris?"}], functions=[WEATHER["function"]],
+        function_call={"name": "get_weather"}, stream=True,
+    ))
+    calls = [c.choices[0].delta.function_call for c in chunks if c.choices and c.choices[0].delta.function_call]
+    assert [c.name for c in calls] == ["get_weather"] and chunks[-1].choices[0].finish_reason == "function_call"
+
+
+def test_a_function_message_without_a_call_before_it_is_refused(app_client):
+    body = {"model": "weather", "messages": [{"role": "function", "name": "f", "content": "x"}, {"role": "user", "content": "hi"}]}
+    assert _envelope(app_client.post("/v1/chat/completions", json=body), 400)["param"] == "messages"
+
+
+def test_completion_tokens_count_the_answer_not_the_gpts_own_tool_calls(make_app, write_spec):
+    client = _calculator_gpt(make_app, write_spec, "Two and two make 4.")
+    usage = client.post("/v1/chat/completions", json={"model": "calc", "messages": [{"role": "user", "content": "2+2?"}]}).json()["usage"]
+    assert usage["completion_tokens"] == 5  # the fake model's tokens are words; its tool call (1 token) is not returned
+    assert usage["prompt_tokens"] > 2 * 4  # both model calls read a prompt
+
+
+def test_completion_tokens_count_the_text_a_guard_let_through(make_app, write_spec, gpts_dir):
+    from fastapi.testclient import TestClient
+
+    (gpts_dir / "kb").mkdir(parents=True)
+    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    reply = "You have 90 days to send them back [1]."
+    write_spec("acme", f"name: Acme\ninstructions: x\nmodel: {{provider: fake, options: {{replies: ['{reply}']}}}}\n"
+                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")
+    client = TestClient(make_app(ServerConfig()))
+    reply = client.post("/v1/chat/completions", json={"model": "acme", "messages": [{"role": "user", "content": "returns?"}]}).json()
+    assert reply["choices"][0]["message"]["content"] == "Shoes can be returned within 30 days. [1]"
+    assert reply["usage"]["completion_tokens"] == 8  # the quote shown, not the 9 words the model wrote
+
+
+def _smollm2_tokens(text: str) -> list[int]:
+    """The embedded model's token ids for ``text``."""
+    from gptbuilder.models.embedded import default_model_path
+    from gptbuilder.models.llama_cpp import load_llama
+
+    return load_llama(default_model_path(), n_ctx=4096).llm.tokenize(text.encode(), add_bos=False, special=False)
+
+
+@pytest.mark.slow
+def test_logprobs_and_logit_bias_on_the_embedded_model(make_app, live, write_spec):
+    write_spec("smol", "name: Smol\ninstructions: You are a helpful assistant. Answer briefly.\n")
+    client = openai.OpenAI(base_url=f"{live(make_app(ServerConfig())).url}/v1", api_key="unused", max_retries=0)
+    ask = {"model": "smol", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16}
+    reply = client.chat.completions.create(**ask, logprobs=True, top_logprobs=2)
+    tokens = reply.choices[0].logprobs.content
+    assert "".join(t.token for t in tokens) == reply.choices[0].message.content
+    assert len(tokens) == reply.usage.completion_tokens and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens)
+    chunks = list(client.chat.completions.create(**ask, logprobs=True, stream=True))
+    streamed = [t.token for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert streamed == [t.token for t in tokens]
+    first = _smollm2_tokens(tokens[0].token)[0]
+    banned = client.chat.completions.create(**ask, logit_bias={str(first): -100}).choices[0].message.content
+    assert not banned.startswith(tokens[0].token)
+    with pytest.raises(openai.BadRequestError) as outside:
+        client.chat.completions.create(**ask, logit_bias={"49152": 1})  # SmolLM2 has 49,152 tokens: ids 0-49151
+    assert outside.value.body["param"] == "logit_bias" and "0 to 49151" in outside.value.message
+
+
+@pytest.mark.slow
+def test_a_tool_using_gpt_on_the_embedded_model_counts_only_its_answer(make_app, live, write_spec):
+    write_spec("clock", "name: Clock\ninstructions: You are a helpful assistant. Use the tools when they help.\n"
+                        "tools: [calculator, current_time]\nmodel: {max_tokens: 150}\n")
+    client = openai.OpenAI(base_url=f"{live(make_app(ServerConfig())).url}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model="clock", messages=[{"role": "user", "content": "current time in UTC?"}])
+    message = reply.choices[0].message
+    assert [s["name"] for s in message.model_extra["tool_steps"]] == ["current_time", "current_time"]  # the call, its result
+    # The answer's own tokens (one either way: a re-tokenized text may merge two sampled tokens); before, the
+    # tool call's JSON arguments were counted too.
+    assert abs(reply.usage.completion_tokens - len(_smollm2_tokens(message.content))) <= 1
