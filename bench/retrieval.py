@@ -8,7 +8,7 @@ Corpora, none written here but the last:
   topic; a topic that repeats another's text (compound.txt holds with.txt...) answers the same questions;
 - man: about 300 man pages of common command-line packages, rendered from /usr/share/man at run time
   (bench/corpora/manpages.py; indexing them takes about 5 minutes on a CPU);
-- zh: a fictional Chinese bakery's knowledge file (bench/corpora/zh_shop.md), with off-topic questions
+- zh: a fictional Chinese bakery's knowledge file (bench/answers/gpts/knowledge/zh-bakery/zh_shop.md), with off-topic questions
   that show whether `min_score` on the embedder's similarity can refuse them.
 
 Each is indexed through a real spec with the packaged all-MiniLM-L6-v2. A question scores at the rank of

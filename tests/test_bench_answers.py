@@ -39,7 +39,7 @@ def test_question_set_is_well_formed_and_its_facts_are_in_their_sources(gpt_id):
         assert set(item) <= {"question", "facts", "source", "history"}, item
         assert item["question"].strip() and item["facts"], item
         assert item["source"].startswith(f"knowledge/{gpt_id}/"), item
-        source = (bench.GPTS / item["source"]).read_text(encoding="utf-8")
+        source = (bench.spec_path(gpt_id).parent / item["source"]).read_text(encoding="utf-8")
         for fact in item["facts"]:
             assert bench.has_fact(source, fact), f"{gpt_id}: {fact!r} is not in {item['source']}"
         for turn in item.get("history") or []:
@@ -72,6 +72,12 @@ def test_question_set_is_well_formed_and_its_facts_are_in_their_sources(gpt_id):
         ("numéro de suivi", "Numero de suivi"),
         ("http://127.0.0.1:7860", "127.0.0.1:7860"),
         ("SUPPORT@acme-shoes.example", "support@acme-shoes.example"),
+        ("328元", "328 元"),
+        ("3天", "三天"),
+        ("21:00", "晚上9点"),
+        ("7:30", "早上七点半"),
+        ("1个月", "一个月"),
+        ("48小时", "48 小时"),
     ],
 )
 def test_normaliser_equivalences(one, other):
@@ -109,6 +115,14 @@ def test_unsupported_claims_are_those_the_sources_do_not_hold():
     cut = "x = 1\n```\nThe build takes about 6 minutes on 2 cores.\n```python\ny = 2"
     assert bench.unsupported("It takes 6 minutes.", cut) == []
     assert bench.unsupported("Run it:\n```python\nsleep(99)\n```", "") == []
+
+
+def test_chinese_claims_and_facts():
+    sources = "10寸适合12至16人，售价328元。生日蛋糕需至少提前48小时预订。周六、周日8:00至21:00营业。"
+    assert bench.unsupported("10寸蛋糕328元，提前48小时预订，晚上九点关门。", sources) == []
+    assert bench.unsupported("10寸蛋糕只要2.40元。", sources) == ["price:2.4 cny"]
+    assert not bench.has_fact("售价1328元", "328元")
+    assert bench.has_fact("本店2012年开业", "2012")
 
 
 def test_a_run_on_the_fake_model_records_every_answer(tmp_path):

@@ -1,4 +1,4 @@
-"""A small Chinese knowledge file (a fictional bakery, zh_shop.md beside this file) and questions about it.
+"""A small Chinese knowledge file (a fictional bakery, FILE) and questions about it.
 
 Each question names the section (its `## ` heading) that answers it; a chunk answers when its headings
 end with that section. OFF_TOPIC are questions the shop's knowledge does not cover: a GPT set to refuse
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FILE = Path(__file__).with_name("zh_shop.md")
+# The file is also the knowledge of the Chinese GPT that bench/answers.py asks (bench/answers/gpts/zh-bakery.yaml).
+FILE = Path(__file__).resolve().parent.parent / "answers" / "gpts" / "knowledge" / "zh-bakery" / "zh_shop.md"
 
 QUESTIONS: list[tuple[str, tuple[str, ...], str]] = [
     ("你们店在哪里？", ("店铺简介",), "para"),
