@@ -22,7 +22,14 @@ from .errors import DatabaseError
 DATABASE_URL_ENV = "GPTBUILDER_DATABASE_URL"
 # Modules that declare tables on Base; all are imported before the schema is created, so whichever
 # process starts first (store, API, widget) creates every table.
-TABLE_MODULES = ("gptbuilder.history", "gptbuilder.server.usage", "gptbuilder.server.widget_sessions")
+TABLE_MODULES = (
+    "gptbuilder.access",
+    "gptbuilder.history",
+    "gptbuilder.server.responses_store",
+    "gptbuilder.server.signing",
+    "gptbuilder.server.usage",
+    "gptbuilder.server.widget_sessions",
+)
 
 
 class Base(DeclarativeBase):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -38,6 +40,24 @@ def test_a_new_database_is_created_whole_and_stamped_at_the_newest_revision(tmp_
     tables = set(inspect(db.engine).get_table_names())
     assert {"conversations", "messages", "feedback", "ratings", "api_usage"} <= tables
     assert version(db) == BASELINE
+
+
+def test_the_first_process_creates_every_table_gptbuilder_declares(tmp_path):
+    # A fresh interpreter that imports only the database module, as a CLI command would: every table a
+    # module declares must exist after the first create_schema, or a later feature finds its table missing.
+    script = (
+        "import pkgutil, importlib, sys, gptbuilder\n"
+        "from sqlalchemy import inspect\n"
+        "from gptbuilder.db import Base, Database\n"
+        f"db = Database.for_data_dir({str(tmp_path)!r}); db.create_schema()\n"
+        "created = set(inspect(db.engine).get_table_names())\n"
+        "for info in pkgutil.walk_packages(gptbuilder.__path__, 'gptbuilder.'):\n"
+        "    if '.migrations' not in info.name and not info.name.startswith(('gptbuilder.ui', 'gptbuilder.cli')):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(sorted(set(Base.metadata.tables) - created))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 def test_a_database_from_before_migrations_is_stamped_and_keeps_its_rows(tmp_path):
