@@ -45,6 +45,8 @@ from typing import Any
 
 import yaml
 
+from gptbuilder.knowledge.claims import cjk_number
+
 ROOT = Path(__file__).resolve().parent.parent
 GPTS = ROOT / "gpts"
 QUESTIONS = Path(__file__).resolve().parent / "answers"
@@ -66,7 +68,6 @@ _CURRENCY = {"€": "eur", "£": "gbp", "$": "usd", "euro": "eur", "euros": "eur
              "pounds": "gbp", "gbp": "gbp", "dollar": "usd", "dollars": "usd", "usd": "usd"}
 _AMOUNT = r"\d+(?:\.\d+)?"
 # Chinese: numerals before a unit become digits, units and 元 get the English spellings, "晚上9点" is 21:00.
-_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _ZH_UNITS = {"个工作日": "working day", "工作日": "working day", "个小时": "hour", "小时": "hour", "分钟": "minute",
              "天": "day", "个月": "month", "年": "year", "元": "cny", "块钱": "cny", "块": "cny"}
 _ZH_UNIT = "|".join(sorted(_ZH_UNITS, key=len, reverse=True))
@@ -94,17 +95,6 @@ def _clock(match: re.Match[str]) -> str:
     return f"{hour}:{minute}"
 
 
-def _zh_number(numeral: str) -> str:
-    total = current = 0
-    for char in numeral:
-        if char in _ZH_DIGITS:
-            current = _ZH_DIGITS[char]
-        else:
-            total += (current or 1) * {"十": 10, "百": 100, "千": 1000}[char]
-            current = 0
-    return str(total + current)
-
-
 def _zh_clock(match: re.Match[str]) -> str:
     hour = int(match[2]) + (12 if match[1] in ("下午", "晚上") and int(match[2]) < 12 else 0)
     return f"{hour}:{'30' if match[3] == '半' else '00'}"
@@ -112,7 +102,7 @@ def _zh_clock(match: re.Match[str]) -> str:
 
 def _chinese(text: str) -> str:
     text = re.sub(rf"[一二两三四五六七八九十百千]+(?=(?:{_ZH_UNIT}|个|份|人|点))",
-                  lambda m: _zh_number(m[0]), text)
+                  lambda m: cjk_number(m[0]), text)
     text = re.sub(r"(早上|上午|中午|下午|晚上)?(\d{1,2})点(半)?", _zh_clock, text)
     text = re.sub(rf"(?<!\d{{3}})(\d+(?:\.\d+)?)\s?({_ZH_UNIT})", lambda m: f" {m[1]} {_ZH_UNITS[m[2]]} ", text)
     return re.sub(r"(?<=[\u4e00-\u9fff])(?=\d)|(?<=\d)(?=[\u4e00-\u9fff])", " ", text)  # "\b" holds around numbers

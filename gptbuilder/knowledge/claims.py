@@ -67,7 +67,7 @@ _CJK_CLOCK = re.compile(r"(?P<part>早上|上午|中午|下午|晚上|凌晨)?\s
 _CJK_AMOUNT = re.compile(rf"(\d+(?:\.\d+)?)\s?({_CJK_COUNTED}|块钱)")
 
 
-def _cjk_number(text: str) -> str:
+def cjk_number(text: str) -> str:
     """Chinese numerals as digits: 两 → 2, 十二 → 12, 三十 → 30, 一百二十 → 120 (a bare 十 is 10)."""
     total = current = 0
     for char in text:
@@ -92,7 +92,7 @@ def _cjk(text: str) -> str:
     if not _CJK.search(text):
         return text
     text = text.translate(_FULL_WIDTH)
-    text = _CJK_NUMERAL.sub(lambda m: _cjk_number(m.group(0)), text)
+    text = _CJK_NUMERAL.sub(lambda m: cjk_number(m.group(0)), text)
     text = _CJK_CLOCK.sub(_cjk_clock, text)
     text = _CJK_AMOUNT.sub(lambda m: m.group(0) if re.fullmatch(r"\d{4}", m.group(1)) else f"{m.group(1)} {m.group(2)} ", text)
     return re.sub(r"(?<=[\u3400-\u9fff\uf900-\ufaff])(?=[\d£$€¥￥+])|(?<=[\d%])(?=[\u3400-\u9fff\uf900-\ufaff])", " ", text)
