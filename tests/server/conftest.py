@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from gptbuilder.models.fake import FakeChatModel
 from gptbuilder.server import ServerConfig, create_app
 from gptbuilder.server.origins import LOOPBACK_HOSTS
 from gptbuilder.store import Store
+from tests.test_agent_tools import orders  # noqa: F401 - the demo orders service, as a fixture
 
 ECHO = """
 name: Echo
@@ -112,6 +114,19 @@ class SlowFake(FakeChatModel):
 def slow_factory(model: SlowFake) -> Callable[..., object]:
     """A Store model factory that always answers with ``model``."""
     return lambda _config, base_dir=None: model
+
+
+@pytest.fixture
+def cancelling_acme(write_spec, make_app, live, orders) -> str:
+    """A live server whose `acme` GPT cancels order A1002 through the demo orders action (which needs approval); its URL."""
+    cancel = json.dumps({"type": "tool_call", "name": "cancelOrder", "arguments": {"order_id": "A1002"}})
+    write_spec(
+        "acme",
+        "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
+        f"model:\n  provider: fake\n  options:\n    replies: [{json.dumps(cancel)}, 'Order A1002 is cancelled.']\n"
+        "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
+    )
+    return live(make_app(ServerConfig())).url
 
 
 @pytest.fixture

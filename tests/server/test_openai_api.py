@@ -238,17 +238,9 @@ def test_citations_ride_in_an_extra_message_field(make_app, live, write_spec, gp
     assert legacy.choices[0].model_extra["citations"][0]["number"] == 1
 
 
-def test_action_approval_round_trip_over_the_api(make_app, live, write_spec, gpts_dir, orders):
+def test_action_approval_round_trip_over_the_api(cancelling_acme, orders):
     """A GPT action that changes something waits for approval; the next request approves it by call id."""
-    cancel = json.dumps({"type": "tool_call", "name": "cancelOrder", "arguments": {"order_id": "A1002"}})
-    write_spec(
-        "acme",
-        "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
-        f"model:\n  provider: fake\n  options:\n    replies: [{json.dumps(cancel)}, 'Order A1002 is cancelled.']\n"
-        "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
-    )
-    server = live(make_app(ServerConfig()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+    client = openai.OpenAI(base_url=f"{cancelling_acme}/v1", api_key="x", max_retries=0)
     asked = [{"role": "user", "content": "Cancel A1002"}]
     paused = client.chat.completions.create(model="acme", messages=asked).choices[0]
     [request] = paused.message.model_extra["confirmation_requests"]

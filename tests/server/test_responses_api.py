@@ -284,16 +284,8 @@ def test_a_failure_midway_ends_the_stream_with_error_and_response_failed(make_ap
         client.responses.retrieve(events[-1].response.id)  # a failed answer is not kept
 
 
-def test_action_approval_continues_from_the_paused_response(make_app, live, write_spec, orders):
-    cancel = json.dumps({"type": "tool_call", "name": "cancelOrder", "arguments": {"order_id": "A1002"}})
-    write_spec(
-        "acme",
-        "name: Acme\ninstructions: Use the tools.\nallow_private_network: true\n"
-        f"model:\n  provider: fake\n  options:\n    replies: [{json.dumps(cancel)}, 'Order A1002 is cancelled.']\n"
-        "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
-    )
-    server = live(make_app(ServerConfig()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+def test_action_approval_continues_from_the_paused_response(cancelling_acme, orders):
+    client = openai.OpenAI(base_url=f"{cancelling_acme}/v1", api_key="x", max_retries=0)
     paused = client.responses.create(model="acme", input="Cancel A1002")
     [request] = paused.model_extra["confirmation_requests"]
     assert request["name"] == "cancelOrder" and not any("cancel" in path for path in orders.raw_paths)
