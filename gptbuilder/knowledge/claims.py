@@ -133,8 +133,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("phone", re.compile(r"(?<![\w.])\+?\d[\d ()-]{5,}\d(?![\w.])")),
     ("number", re.compile(rf"(?<![\w.]){_NUM}(?![\w])")),
 ]
-_NAME = re.compile(r"(?<![\w'’-])[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*(?:[-*+]|\d+[.)])?\s*|[\"'“(]\s*)$")
+# A contraction is not a name ("Don't"), a possessive is ("Acme's").
+_NAME = re.compile(r"(?<![\w'’-])[A-Z][a-z]+(?![a-z])(?!['’](?!s\b))(?:[ -][A-Z][a-z]+(?![a-z])(?!['’](?!s\b)))*")
+# Where a sentence (or a list item, a heading, a bold lead-in) starts: its first word is capitalised anyway.
+_SENTENCE_START = re.compile(r"(?:(?:^|\n)\s*(?:[-*+>]|\d+[.)]|#{1,6})?\s*|[.!?:;]\s+|[\"'“(]\s*)(?:[*_]{1,3})?$")
 _MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
 # Capitalised words that say nothing checkable (sentence openers are skipped anyway).

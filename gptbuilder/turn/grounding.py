@@ -29,6 +29,8 @@ MARK = " *(not confirmed by the sources)*"
 _FENCE = "```"
 # A sentence is complete at . ! ? followed by white space, or at a line end.
 _BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+# "1. " opening a list item ends no sentence: the item is checked, and kept, whole.
+_LIST_NUMBER = re.compile(r"\s*\d{1,3}\.")
 
 
 class Verify:
@@ -133,7 +135,14 @@ class VerifyGuard:
         """The next complete sentence, checked (with the white space after it); None until one is complete."""
         fence = self._buffer.find(_FENCE)
         scope = self._buffer if fence == -1 else self._buffer[:fence]
-        boundary = next((m for m in _BOUNDARY.finditer(scope) if m.end() < len(self._buffer) or final), None)
+        boundary = next(
+            (
+                m
+                for m in _BOUNDARY.finditer(scope)
+                if (m.end() < len(self._buffer) or final) and not _LIST_NUMBER.fullmatch(scope[: m.start()].rsplit("\n", 1)[-1])
+            ),
+            None,
+        )
         if boundary is None:
             if fence > 0:
                 end = fence

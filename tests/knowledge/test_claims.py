@@ -106,3 +106,17 @@ def test_chinese_sources_support_the_same_fact_written_another_way() -> None:
     evidence = Evidence(["周一至周五早上7:30开门，晚上21:00打烊；10寸适合12至16人，售价328元。"])
     assert evidence.unsupported("16人的蛋糕328元，晚上九点关门，早上七点半开门。") == []
     assert [c.value for c in evidence.unsupported("16人的蛋糕只要2.40元。")] == ["CNY 2.4"]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("**Check the return window**: it is open.", []),  # a bold lead-in opens its sentence
+        ("## Ask Acme", ["acme"]),  # so does a heading, whose first word is no name
+        ("> Note: fine", []),
+        ("Don't wait, we can't.", []),  # a contraction is no name
+        ("Ask at Acme's desk in Leeds.", ["acme", "leeds"]),  # a possessive still is
+    ],
+)
+def test_markdown_openers_and_contractions_are_not_names(text, names):
+    assert [c.value for c in claims(text) if c.kind == "name"] == names

@@ -101,3 +101,13 @@ def test_a_number_from_another_subject_does_not_back_a_claim():
     [change] = tail[-1].changes
     assert change["unsupported"] == ["2 working days"]
     assert change["replacement"] == "Refunds go back to the card within 5 working days. [2]"
+
+
+def test_a_numbered_list_item_is_one_sentence_and_its_bold_lead_in_no_name():
+    # The embedded model answers in lists: "1." used to be a sentence of its own (the number 1, unsupported,
+    # dropped) and "**Check" a proper name, so good list items lost their numbers and then themselves.
+    answer = ["Here is how:\n\n1. **Check", " the date**: orders need 3 days' notice.\n2. ", "**Don't** wait. We open at 7am.\n"]
+    shown, tail = run(guard("drop"), answer)
+    whole = "".join(shown) + "".join(e.text for e in tail if isinstance(e, TextDelta))
+    assert whole == "".join(answer)
+    assert tail[-1].changes == () and tail[-1].sentences == 4
