@@ -128,6 +128,9 @@ class Agent:
 
         ``client_tools`` (OpenAI tool dicts) are tools the caller runs: a call of one ends the answer with
         ToolCall events and finish_reason "tool_calls"; the caller sends the results back as tool messages.
+        A GPT with tools of its own offers both: its own run inside, as always; one of the caller's with the
+        same name as one of the GPT's is not offered (see `shadowed_tools`). ``tool_choice`` is the caller's
+        and applies to the caller's tools; naming one of the GPT's is an InputError.
         A call to a tool that needs confirmation is not run: the answer ends with a ConfirmationRequest and
         finish_reason "confirmation_required"; the server holds those calls for ``owner`` (in ``pending``,
         else this agent's memory) and the next turn settles them with ``approvals`` {call id: True/False}.
@@ -139,8 +142,9 @@ class Agent:
             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, logit_bias=logit_bias,
             logprobs=logprobs, top_logprobs=top_logprobs,
         )
+        offered = self.offered_tools(client_tools or (), tool_choice)
         turn = Turn(
-            self.id, to_messages(messages), options, approvals or {}, list(client_tools or ()), tool_choice,
+            self.id, to_messages(messages), options, approvals or {}, offered, tool_choice if offered else None,
             owner=owner, pending=pending or self.pending,
         )
         runner = self._runner(turn)
@@ -151,7 +155,7 @@ class Agent:
                 return
         if self._extractive(turn):
             runner = Extract(self.knowledge.index.embedder.embed if self.knowledge else None)
-        prompt = self._fit(turn.history, max_tokens, turn.retrieval)
+        prompt = self._fit(turn.history, max_tokens, turn.retrieval, turn.client_tools)
         after = [guard(turn) for guard in self.output_guards]
         if turn.retrieval and turn.retrieval.sources:
             after.append(Cite(turn.retrieval, private=self.knowledge is not None and self.knowledge.config.private))
@@ -181,16 +185,49 @@ class Agent:
             return Usage(prompt_tokens, last.usage_metadata["output_tokens"])
         return Usage(prompt_tokens, count_text_tokens(self.model, text))
 
-    def _runner(self, turn: Turn) -> Runner:
-        """Who answers: the caller's tools when it sent some, else the GPT's own tool loop, else the model."""
-        if turn.client_tools and self.tools:
+    def shadowed_tools(self, client_tools: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Names of the caller's tools that one of the GPT's own tools shadows: the GPT's runs, the caller's is not offered."""
+        from .models.tool_calling import tool_name
+
+        own = {tool.name for tool in self.tools}
+        return list(dict.fromkeys(name for name in map(tool_name, client_tools) if name in own))
+
+    def offered_tools(self, client_tools: Sequence[Mapping[str, Any]], tool_choice: Any = None) -> list[dict[str, Any]]:
+        """The caller's tools the model is offered: all but the shadowed ones; InputError for a tool_choice that cannot apply.
+
+        The caller's tool_choice applies to the caller's tools: it may not name one of the GPT's (those
+        are the GPT's to call or not), "required" needs at least one of the caller's on offer, and "none"
+        offers none of them.
+        """
+        from .models.tool_calling import tool_name
+
+        if tool_choice == "none":
+            return []  # none of the caller's; the GPT's own tools are the GPT's, offered as always
+        shadowed = set(self.shadowed_tools(client_tools))
+        offered = [dict(tool) for tool in client_tools if tool_name(tool) not in shadowed]
+        if not client_tools or tool_choice in (None, "auto"):
+            return offered
+        named = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+        if named in shadowed or (named and named in {tool.name for tool in self.tools}):
             raise InputError(
-                f"{self.id} runs its own tools, so it does not take client-side tools; send the request without 'tools'"
+                f"tool_choice names {named!r}, one of {self.id}'s own tools: those run on the server and are not yours "
+                "to force; name one of the tools you send (a tool you send with the name of one of the GPT's is not offered)"
             )
-        if turn.client_tools:
-            return ClientTools(self.model)
+        if named and named not in {tool_name(tool) for tool in offered}:
+            raise InputError(f"tool_choice names {named!r}, which is not among the tools sent")
+        if not offered:
+            raise InputError(
+                f"tool_choice {tool_choice!r} needs one of your tools, but every tool sent has the name of one of {self.id}'s "
+                f"own ({', '.join(sorted(shadowed))}) and is not offered; rename yours"
+            )
+        return offered
+
+    def _runner(self, turn: Turn) -> Runner:
+        """Who answers: the GPT's own tool loop (the caller's tools offered in it), else the caller's tools, else the model."""
         if self.tools:
             return ToolLoop(self.model, self.tools, max_calls=self.loaded.spec.max_tool_calls)
+        if turn.client_tools:
+            return ClientTools(self.model)
         return Answer(self.model)
 
     def _extractive(self, turn: Turn) -> bool:
@@ -203,7 +240,9 @@ class Agent:
             and not turn.client_tools
         )
 
-    def _fit(self, history: list[BaseMessage], max_tokens: int | None, retrieval: Retrieval | None) -> list[BaseMessage]:
+    def _fit(
+        self, history: list[BaseMessage], max_tokens: int | None, retrieval: Retrieval | None, client_tools: Sequence[Any] = ()
+    ) -> list[BaseMessage]:
         return fit(
             history,
             self.system_prompt(retrieval),
@@ -211,19 +250,26 @@ class Agent:
             gpt_id=self.id,
             context_window=self.context_window,
             answer_budget=max_tokens or self.loaded.spec.model.max_tokens or DEFAULT_MAX_TOKENS,
-            reserved=self._tool_overhead(),
+            reserved=self._tool_overhead(client_tools),
         )
 
-    def _tool_overhead(self) -> int:
-        """Tokens the tool definitions add to every model call (schemas, or a local model's tool protocol)."""
-        if not self.tools:
+    def _tool_overhead(self, client_tools: Sequence[Any] = ()) -> int:
+        """Tokens the tool definitions add to every model call (schemas, or a local model's tool protocol).
+
+        The GPT's own are counted once; the caller's, which change from request to request, every time.
+        """
+        if not self.tools and not client_tools:
             return 0
         if self._tool_tokens is None:
-            from .models.tool_calling import openai_tools
+            self._tool_tokens = self._schema_tokens(self.tools)
+        return self._tool_tokens + self._schema_tokens(client_tools) + TOOL_PROTOCOL_TOKENS
 
-            schemas = SystemMessage(json.dumps(openai_tools(self.tools)))
-            self._tool_tokens = count_tokens(self.model, [schemas]) + TOOL_PROTOCOL_TOKENS
-        return self._tool_tokens
+    def _schema_tokens(self, tools: Sequence[Any]) -> int:
+        if not tools:
+            return 0
+        from .models.tool_calling import openai_tools
+
+        return count_tokens(self.model, [SystemMessage(json.dumps(openai_tools(tools)))])
 
     def _routed_tools(self, router: Router | None) -> RoutedTools:
         from .models.tool_calling import openai_tools

@@ -28,6 +28,11 @@ def openai_tools(tools: Sequence[Any]) -> list[OpenAITool]:
     return [convert_to_openai_tool(tool) for tool in tools]
 
 
+def tool_name(tool: Any) -> str:
+    """The name of an OpenAI tool dict (`{"type": "function", "function": {"name": ...}}`); "" when it has none."""
+    return str((tool.get("function") or {}).get("name") or "") if isinstance(tool, dict) else ""
+
+
 def _chosen(tools: Sequence[OpenAITool], tool_choice: Any) -> tuple[list[OpenAITool], bool]:
     """The tools the model may call and whether it may answer instead."""
     if tool_choice in (None, "auto"):

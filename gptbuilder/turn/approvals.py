@@ -35,7 +35,9 @@ class ResolveApprovals:
     conversation the client sent is history: it is answered "not run", never executed. Calls to tools that
     need no confirmation, held back with ones that do, run unless denied; a held call without a decision is
     declined. Results go right after the assistant message that made the calls, where the model APIs expect
-    them. Turns that carry the caller's own tools skip this: their pending calls are the caller's to answer.
+    them. Calls of the caller's own tools (`turn.client_tools`, never named like one of the GPT's: the agent
+    drops those) are the caller's to answer and are left alone; a call with a GPT tool's name is always
+    the GPT's, whatever tools the caller sends.
     """
 
     def __init__(self, tools: Sequence[BaseTool]):
@@ -43,16 +45,17 @@ class ResolveApprovals:
         self.needs_confirmation = needing_confirmation(tools)
 
     def __call__(self, turn: Turn) -> Generator[Event, None, Done | None]:
-        if turn.client_tools:
-            return None
+        from ..models.tool_calling import tool_name
+
         history, approvals = turn.history, turn.approvals
         answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
+        callers = {tool_name(tool) for tool in turn.client_tools} - set(self.tools)
         shown = {
             str(call["id"]): (index, call)
             for index, message in enumerate(history)
             if isinstance(message, AIMessage)
             for call in message.tool_calls
-            if call.get("id") and call["id"] not in answered
+            if call.get("id") and call["id"] not in answered and call["name"] not in callers
         }
         held = {call["id"]: call for call in turn.pending.take(turn.owner, turn.gpt_id, [*shown, *approvals])}
         unknown = [key for key in approvals if key not in held]

@@ -40,6 +40,12 @@ def to_messages(messages: MessagesLike) -> list[BaseMessage]:
         converted = convert_to_messages(list(messages))
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise InputError(f"unreadable messages: {exc}") from None
+    unasked = next(iter(unasked_results(converted)), None)
+    if unasked is not None:
+        raise InputError(
+            f"a tool message answers tool call id {unasked!r}, which no assistant message before it made; "
+            "send the assistant message with its tool_calls before the results"
+        )
     if not converted or not ends_with_question(converted):
         raise InputError("the conversation must end with a user message (or the results of the tool calls before it)")
     for message in converted:
@@ -51,6 +57,18 @@ def to_messages(messages: MessagesLike) -> list[BaseMessage]:
     if isinstance(converted[-1], HumanMessage) and not converted[-1].text.strip():
         raise InputError("the message is empty; type a question or request")
     return converted
+
+
+def unasked_results(messages: list[BaseMessage]) -> list[str]:
+    """The call ids of tool messages that answer no call an earlier assistant message made."""
+    asked: set[str] = set()
+    unasked = []
+    for message in messages:
+        if isinstance(message, AIMessage):
+            asked.update(str(call["id"]) for call in message.tool_calls if call.get("id"))
+        elif isinstance(message, ToolMessage) and message.tool_call_id not in asked:
+            unasked.append(message.tool_call_id)
+    return unasked
 
 
 def ends_with_question(messages: list[BaseMessage]) -> bool:

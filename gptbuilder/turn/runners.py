@@ -61,7 +61,10 @@ class ToolLoop:
     """The GPT's own tools (langchain's create_agent): model → tools → model until an answer or the call limit.
 
     A step that calls a tool needing confirmation stops before the tools node runs: nothing in that step
-    executes until the user decides, on the next turn (see approvals.ResolveApprovals).
+    executes until the user decides, on the next turn (see approvals.ResolveApprovals). The caller's tools
+    (`turn.client_tools`) are offered beside the GPT's: a step that calls one ends the answer with those
+    calls (finish_reason "tool_calls") and runs nothing, the GPT's calls in that step included; the
+    caller sends the results back and the loop goes on from them (see client_tools.ClientToolsMiddleware).
     """
 
     def __init__(self, model: BaseChatModel, tools: Sequence[BaseTool], *, max_calls: int):
@@ -77,12 +80,15 @@ class ToolLoop:
         options = turn.options.model_kwargs()
         fields = type(self.model).model_fields
         model = self.model.model_copy(update={k: v for k, v in options.items() if k in fields}) if options else self.model
-        graph = create_agent(
-            model,
-            self.tools,
-            system_prompt=prompt[0].text,
-            middleware=[ToolCallLimitMiddleware(run_limit=self.max_calls, exit_behavior="continue")],
-        )
+        middleware: list[Any] = [ToolCallLimitMiddleware(run_limit=self.max_calls, exit_behavior="continue")]
+        client = None
+        if turn.client_tools:
+            from .client_tools import ClientToolsMiddleware
+
+            # Last in the list, so its after_model runs first and ends a client step before the limit counts it.
+            client = ClientToolsMiddleware(turn.client_tools, turn.tool_choice, first_call=len(prompt) - 1)
+            middleware.append(client)
+        graph = create_agent(model, [*self.tools, *turn.client_tools], system_prompt=prompt[0].text, middleware=middleware)
         # Past the limit, calls are answered "limit exceeded" and the model must answer; a model that
         # keeps calling anyway is stopped by the recursion limit.
         steps = graph.stream(
@@ -101,6 +107,12 @@ class ToolLoop:
             for message in (m for update in data.values() for m in (update or {}).get("messages", [])):
                 if isinstance(message, AIMessage):
                     last, usage = message, _add(usage, _usage(message.usage_metadata))
+                    theirs = client.calls(message) if client is not None else []
+                    if theirs:
+                        stream.close()  # the graph ends here anyway (the middleware): the caller runs these
+                        for index, asked in enumerate(theirs):
+                            yield ToolCall(str(asked.get("id") or f"call_{index}"), asked["name"], dict(asked["args"]))
+                        return RunResult("tool_calls", usage, message)
                     if any(call["name"] in self.needs_confirmation for call in message.tool_calls):
                         stream.close()
                         turn.pending.hold(turn.owner, turn.gpt_id, message.tool_calls)  # the next turn may run these

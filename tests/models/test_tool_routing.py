@@ -123,3 +123,15 @@ def test_the_packaged_embedder_routes_real_requests():
     assert router.route(TOOLS, "Convert 100 USD to EUR").tool == "convert_currency"
     for small_talk in ("Hello!", "Tell me a joke.", "Thanks, bye"):
         assert router.route(TOOLS, small_talk).tool is None, small_talk
+
+
+def test_a_gpts_own_tools_and_a_callers_tool_dicts_route_alike():
+    """A GPT with tools offered a client's tools too (Open WebUI's): one list of OpenAI dicts, routed as one."""
+    timestamp = {"type": "function", "function": {"name": "get_current_timestamp", "description": "Get the current Unix timestamp."}}
+    mixed = openai_tools([get_order, timestamp])
+    router = ToolRouter(lambda texts: [[float("order" in t.lower()), float("time" in t.lower())] for t in texts])
+    assert routed_choice(mixed, [HumanMessage("where is my order A1?")], None, router=router)["function"]["name"] == "get_order"
+    chosen = routed_choice(mixed, [HumanMessage("what time is it?")], None, router=router)
+    assert chosen == {"type": "function", "function": {"name": "get_current_timestamp"}}
+    turn = plan_turn(mixed, [HumanMessage("what time is it?")], chosen)
+    assert (turn.kind, turn.tool, turn.schema) == ("arguments", "get_current_timestamp", {"type": "object", "properties": {}})

@@ -113,11 +113,27 @@ def test_a_held_call_the_client_left_out_is_put_back_before_the_users_message():
     assert t.history[2].tool_calls[0]["id"] == "c1" and t.history[3].tool_call_id == "c1" and ran == ["cancel A1"]
 
 
-def test_turns_with_the_callers_tools_leave_pending_calls_to_the_caller():
+def test_turns_with_the_callers_tools_still_settle_the_gpts_paused_calls():
     history, store = paused(("c1", "cancel"))
-    t = turn(history, store, client_tools=[{"type": "function"}])
-    assert drive(ResolveApprovals([CANCEL]), t) == ([], None) and len(t.history) == 3 and ran == []
+    t = turn(history, store, client_tools=[{"type": "function", "function": {"name": "weather"}}])
+    events, _ = drive(ResolveApprovals([CANCEL]), t)
+    assert [(type(e), e.error) for e in events] == [(ToolResult, True)] and "did not give it" in events[0].content
+    assert len(t.history) == 4 and ran == [], "no decision: declined, never run"
 
 
 def test_tool_output_shown_to_people_is_clipped():
     assert clip("x" * 10, limit=4) == "xxxx… [6 more characters]" and clip("abc") == "abc"
+
+
+def test_with_the_callers_tools_its_calls_are_left_to_it_and_a_gpt_tools_name_stays_the_gpts():
+    tool = {"type": "function", "function": {"name": "weather"}}
+    named_like_ours = {"type": "function", "function": {"name": "cancel"}}
+    history = [HumanMessage("hi"), AIMessage("", tool_calls=calls(("w1", "weather"), ("c1", "cancel"))), HumanMessage("so?")]
+    t = turn(history, MemoryPendingCalls(), client_tools=[tool, named_like_ours])
+    events, answer = drive(ResolveApprovals([CANCEL, LOOK]), t)
+    assert answer is None and ran == [] and events == []
+    replies = {m.tool_call_id: m.text for m in t.history if isinstance(m, ToolMessage)}
+    assert list(replies) == ["c1"], "the caller's weather call is the caller's to answer"
+    assert "did not make that call" in replies["c1"], "a call named like the GPT's tool is the GPT's: history, not run"
+    with pytest.raises(InputError, match="matches no pending tool call"):
+        drive(ResolveApprovals([CANCEL, LOOK]), turn(history, MemoryPendingCalls(), client_tools=[named_like_ours], approvals={"c1": True}))
