@@ -32,18 +32,27 @@ def serve(
             "default: GPTBUILDER_ALLOWED_HOSTS, else localhost, 127.0.0.1, [::1] and --host",
         ),
     ] = None,
+    citations: Annotated[
+        str | None,
+        typer.Option(
+            help="How answers carry their sources unless a request says: field (a citations field), inline (also "
+            "footnotes in the text, for clients that drop extra fields) or off; default: GPTBUILDER_CITATIONS, else field",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the store at /, the OpenAI-compatible API at /v1 and the website widget at /widget.js."""
     import uvicorn
 
-    from ..server.config import ALLOWED_HOSTS_ENV, ServerConfig
+    from ..server.config import ALLOWED_HOSTS_ENV, CITATIONS_ENV, ServerConfig, citation_mode
     from ..server.origins import default_hosts, is_loopback, parse_hosts
 
     if allowed_hosts is None and not os.environ.get(ALLOWED_HOSTS_ENV, "").strip():
         hosts = default_hosts(host)
     else:
         hosts = parse_hosts(allowed_hosts if allowed_hosts is not None else os.environ[ALLOWED_HOSTS_ENV])
+    if citations is not None:  # worker processes read it from the environment, like the rest of the config
+        os.environ[CITATIONS_ENV] = citation_mode(citations, "--citations")
     config = ServerConfig.from_env()
     if not is_loopback(host) and not config.auth_required and not insecure:
         raise InputError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast
 
 from ..access import Role
 from ..errors import InputError
@@ -18,6 +19,8 @@ WIDGET_SECRET_ENV = "GPTBUILDER_WIDGET_SECRET"
 PRICES_FILE_ENV = "GPTBUILDER_PRICES_FILE"
 RATE_LIMIT_STORAGE_ENV = "GPTBUILDER_RATE_LIMIT_STORAGE"
 ALLOWED_HOSTS_ENV = "GPTBUILDER_ALLOWED_HOSTS"
+CITATIONS_ENV = "GPTBUILDER_CITATIONS"
+CITATION_MODES = ("off", "field", "inline")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     failed_auth_per_minute_per_ip: int = 10  # wrong or missing keys; past it even a right key waits (429)
     session_seconds: int = 7 * 24 * 3600  # how long a browser stays signed in to the store
+    # How answers carry their sources unless a request says (`citations`): a field, also footnotes in the text, or not
+    citations: Literal["off", "field", "inline"] = "field"
 
     @property
     def auth_required(self) -> bool:
@@ -74,7 +79,8 @@ class ServerConfig:
 
         Also GPTBUILDER_WIDGET_SECRET, GPTBUILDER_PRICES_FILE and
         GPTBUILDER_RATE_LIMIT_STORAGE (a `limits` storage URL such as redis://host:6379 shared by replicas),
-        GPTBUILDER_ALLOWED_HOSTS (comma-separated `Host` names; default: the loopback names).
+        GPTBUILDER_ALLOWED_HOSTS (comma-separated `Host` names; default: the loopback names),
+        GPTBUILDER_CITATIONS (off, field or inline: how answers carry their sources by default).
         """
         roles = dict.fromkeys(_env_list(API_KEYS_ENV), Role.USER)
         keys_file = os.environ.get(API_KEYS_FILE_ENV)
@@ -93,8 +99,18 @@ class ServerConfig:
         }
         if os.environ.get(ALLOWED_HOSTS_ENV, "").strip():
             values["allowed_hosts"] = parse_hosts(os.environ[ALLOWED_HOSTS_ENV])
+        if os.environ.get(CITATIONS_ENV, "").strip():
+            values["citations"] = citation_mode(os.environ[CITATIONS_ENV], CITATIONS_ENV)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def citation_mode(value: str, where: str) -> Literal["off", "field", "inline"]:
+    """A citations setting (off, field or inline), any case; InputError naming ``where`` for anything else."""
+    mode = value.strip().lower()
+    if mode not in CITATION_MODES:
+        raise InputError(f"{where}: {value!r} is not a citations mode; use one of {', '.join(CITATION_MODES)}")
+    return cast(Literal["off", "field", "inline"], mode)
 
 
 def _env_list(name: str) -> list[str]:

@@ -7,10 +7,10 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..agent import Agent
+from ..errors import InputError
 from ..events import (
     Citation,
     ConfirmationRequest,
@@ -42,6 +43,8 @@ DISCONNECT_POLL_SECONDS = 0.5
 # Events end with a blank line of bare "\n", as OpenAI and vLLM send them: hand-written clients split the
 # stream on "\n\n" (sse_starlette's default is "\r\n", which the SSE spec allows but they do not expect).
 SSE_SEPARATOR = "\n"
+SHADOWED_HEADER = "x-gptbuilder-shadowed-tools"  # the caller's tools not offered: one of the GPT's own has the name
+Citations = Literal["off", "field", "inline"]
 
 
 def sse_event(data: str, *, event: str | None = None) -> ServerSentEvent:
@@ -49,9 +52,10 @@ def sse_event(data: str, *, event: str | None = None) -> ServerSentEvent:
     return ServerSentEvent(data, event=event, sep=SSE_SEPARATOR)
 
 
-def sse_response(events: AsyncIterator[ServerSentEvent], st: ServerState) -> EventSourceResponse:
+def sse_response(events: AsyncIterator[ServerSentEvent], st: ServerState, headers: dict[str, str] | None = None) -> EventSourceResponse:
     """A text/event-stream response of ``events``, with keepalive pings, all with OpenAI's line endings."""
-    return EventSourceResponse(events, ping=st.config.keepalive_seconds, sep=SSE_SEPARATOR, headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache", **(headers or {})}
+    return EventSourceResponse(events, ping=st.config.keepalive_seconds, sep=SSE_SEPARATOR, headers=headers)
 
 
 def _state(request: Request) -> ServerState:
@@ -109,16 +113,26 @@ def _tool_call(event: ToolCall, index: int) -> dict[str, Any]:
 class _Reply:
     """An answer in OpenAI's shape: each event's delta as it streams, the whole message at the end.
 
-    With client-side tools, the model's tool calls are OpenAI `tool_calls` (a `function_call` for a
-    client of the deprecated `functions`); otherwise they are gptbuilder's `tool_steps`, shown beside
-    the answer. Token log probabilities (TokenLogprobs events, which come before their text) ride with
-    the next text delta; those of text an output guard withheld are never shown.
+    Calls of the caller's tools (``client_tools``, their names) are OpenAI `tool_calls` (a `function_call`
+    for a client of the deprecated `functions`); the GPT's own tool calls and results are gptbuilder's
+    `tool_steps`, shown beside the answer. Token log probabilities (TokenLogprobs events, which come
+    before their text) ride with the next text delta; those of text an output guard withheld are never
+    shown. ``citations``: "field" lists the sources in a `citations` field, "inline" also appends them to
+    the text as footnotes (`footnotes`), "off" leaves them out.
     """
 
-    def __init__(self, client_tools: bool, *, logprobs: bool = False, legacy_functions: bool = False):
-        self.client_tools = client_tools
+    def __init__(
+        self,
+        client_tools: Collection[str] = (),
+        *,
+        logprobs: bool = False,
+        legacy_functions: bool = False,
+        citations: Citations = "field",
+    ):
+        self.client_tools = frozenset(client_tools)
         self.logprobs = logprobs
         self.legacy_functions = legacy_functions
+        self.citations = citations
         self.transcript = Transcript()
         self.token_logprobs: list[dict[str, Any]] = []  # every token shown, in order
         self.delta_logprobs: list[dict[str, Any]] = []  # the tokens of the last text delta
@@ -131,6 +145,14 @@ class _Reply:
             raise APIError(500, "the answer ended without finishing")
         return self.transcript.done
 
+    def for_client(self, event: Event) -> bool:
+        """Whether an event is a call of one of the caller's tools (theirs to run), not a step of the GPT's own."""
+        return isinstance(event, ToolCall) and event.name in self.client_tools
+
+    def client_calls(self) -> list[ToolCall]:
+        """The calls of the caller's tools, in order."""
+        return [call for call in self.transcript.tool_calls if call.name in self.client_tools]
+
     def add(self, event: Event) -> dict[str, Any]:
         """Fold one event in; return the delta fields it adds to a streamed chunk."""
         self.transcript.add(event)
@@ -141,10 +163,12 @@ class _Reply:
                 self.delta_logprobs, self._held = self._held, []
                 self.token_logprobs.extend(self.delta_logprobs)
                 return {"content": event.text}
-            case ToolCall() if self.client_tools and self.legacy_functions:
-                return {"function_call": _tool_call(event, 0)["function"]} if len(self.transcript.tool_calls) == 1 else {}
-            case ToolCall() if self.client_tools:
-                return {"tool_calls": [_tool_call(event, len(self.transcript.tool_calls) - 1)]}
+            case ToolCall() if self.for_client(event) and self.legacy_functions:
+                return {"function_call": _tool_call(event, 0)["function"]} if len(self.client_calls()) == 1 else {}
+            case ToolCall() if self.for_client(event):
+                return {"tool_calls": [_tool_call(event, len(self.client_calls()) - 1)]}
+            case Citation() if self.citations == "off":
+                return {}
             case Citation():
                 return {"citations": [_fields(event)]}
             case ConfirmationRequest():
@@ -171,7 +195,7 @@ class _Reply:
     def extras(self) -> dict[str, Any]:
         """gptbuilder's fields beside the text: citations, the curated mark and the grounding check, when there are any."""
         extras: dict[str, Any] = {}
-        if self.transcript.citations:
+        if self.transcript.citations and self.citations != "off":
             extras["citations"] = [_fields(c) for c in self.transcript.citations]
         if self.transcript.curated:
             extras["curated"] = _fields(self.transcript.curated)
@@ -179,11 +203,17 @@ class _Reply:
             extras["grounding"] = _fields(self.transcript.grounding)
         return extras
 
+    def footnotes(self) -> str:
+        """With citations "inline": the sources as Markdown footnotes to append to the text, else ""."""
+        if self.citations != "inline" or not self.transcript.citations:
+            return ""
+        return footnotes(self.transcript.citations)
+
     def message(self) -> dict[str, Any]:
-        """The assistant message of a non-streamed answer."""
+        """The assistant message of a non-streamed answer (footnotes appended with citations "inline")."""
         transcript = self.transcript
-        calls = [_tool_call(call, i) for i, call in enumerate(transcript.tool_calls)] if self.client_tools else []
-        text = transcript.text
+        calls = [_tool_call(call, i) for i, call in enumerate(self.client_calls())]
+        text = transcript.text + self.footnotes()
         message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
         if calls and self.legacy_functions:
             message["function_call"] = calls[0]["function"]  # the deprecated API has one call per message
@@ -192,7 +222,7 @@ class _Reply:
         extras = self.extras()
         if "citations" in extras:
             message["citations"] = extras["citations"]
-        steps = [s.to_dict() for s in transcript.steps if isinstance(s, ToolResult) or (isinstance(s, ToolCall) and not self.client_tools)]
+        steps = [s.to_dict() for s in transcript.steps if isinstance(s, ToolResult) or (isinstance(s, ToolCall) and not self.for_client(s))]
         if steps:
             message["tool_steps"] = steps
         if transcript.confirmations:
@@ -201,6 +231,64 @@ class _Reply:
             if name in extras:
                 message[name] = extras[name]
         return message
+
+
+def footnotes(citations: Collection[Citation]) -> str:
+    """Sources as Markdown footnotes under an answer, `[1]: file — place`: those the answer cites, else all.
+
+    A "Sources:" line leads them: a `[1]: file` line of its own would be a Markdown link definition, which
+    renderers hide, while after a line of text it is text.
+    """
+    shown = [c for c in citations if c.cited] or list(citations)
+    return "\n\nSources:\n" + "\n".join(f"[{c.number}]: {_label(c)}" for c in shown)
+
+
+def source_event(citation: Citation) -> dict[str, Any]:
+    """A source as Open WebUI shows one: it hands a chunk's `event` to its chat as is, and a "source" event
+    becomes a numbered source under the answer (in order, so [n] in the text opens the n-th)."""
+    label = _label(citation)
+    data = {
+        "source": {"id": str(citation.number), "name": label},
+        "document": [citation.text or label],  # private knowledge: the place, never the passage
+        "metadata": [{"source": label, "name": citation.source, **citation.locator}],
+    }
+    return {"type": "source", "data": data}
+
+
+def _label(citation: Citation) -> str:
+    """`file — place in it` (page, headings or record), or the file alone."""
+    locator = citation.locator
+    place = f"page {locator['page']}" if locator.get("page") else " > ".join(map(str, locator.get("headings") or ()))
+    if not place and locator.get("record") is not None:
+        place = f"record {locator['record']}"
+    return f"{citation.source} — {place}" if place else citation.source
+
+
+def offer_client_tools(agent: Agent, options: dict[str, Any]) -> list[str]:
+    """Leave out of ``options`` the caller's tools that one of the GPT's own shadows; return their names.
+
+    A tool_choice that cannot apply (it names one of the GPT's tools, or needs a tool that is not
+    offered) is a 400 naming tool_choice.
+    """
+    tools = options.get("client_tools")
+    if not tools:
+        return []
+    try:
+        offered = agent.offered_tools(tools, options.get("tool_choice"))
+    except InputError as exc:
+        raise APIError(400, str(exc), param="tool_choice", code="invalid_value") from None
+    options["client_tools"] = offered
+    return agent.shadowed_tools(tools)
+
+
+def shadowed_headers(shadowed: list[str]) -> dict[str, str]:
+    """The response header naming the caller's tools that were not offered, when there are any."""
+    return {SHADOWED_HEADER: ",".join(shadowed)} if shadowed else {}
+
+
+def tool_names(tools: Collection[dict[str, Any]] | None) -> frozenset[str]:
+    """The names of OpenAI tool dicts."""
+    return frozenset((tool.get("function") or {}).get("name", "") for tool in tools or ())
 
 
 def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> dict[str, Any]:
@@ -256,31 +344,42 @@ async def check_logit_bias(agent: Agent, bias: dict[int, float] | None) -> None:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request, caller: Caller = Depends(authorized)) -> Any:
-    """Chat with a GPT; `stream: true` answers as server-sent chunks."""
+    """Chat with a GPT; `stream: true` answers as server-sent chunks.
+
+    The caller's `tools` are offered beside the GPT's own; those named like one of the GPT's are not,
+    and the answer names them (the x-gptbuilder-shadowed-tools header, a `shadowed_tools` field).
+    """
     st = _state(request)
     messages = body.agent_messages()
     st.check_messages(messages)
     options = _chat_options(st, body, caller)
     agent = await st.agent(body.model)
+    shadowed = offer_client_tools(agent, options)
     await check_logit_bias(agent, body.logit_bias)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    reply = _Reply(client_tools=bool(options.get("client_tools")), logprobs=options["logprobs"], legacy_functions=body.legacy_functions)
+    reply = _Reply(
+        tool_names(options.get("client_tools")), logprobs=options["logprobs"], legacy_functions=body.legacy_functions,
+        citations=body.citations or st.config.citations,
+    )
     ids = _ids("chatcmpl", agent)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _sse(_chat_chunks(_Run(st, caller, agent, events, reply, ids, usage, started, "chat")), st)
+        run = _Run(st, caller, agent, events, reply, ids, usage, started, "chat", shadowed)
+        return _sse(_chat_chunks(run), st, shadowed_headers(shadowed))
     await _collect(request, events, reply)
     await _finished(st, caller, agent, reply.done, "chat", started)
     return JSONResponse(  # already JSON-ready: skip FastAPI's per-request re-encoding
         {
             **ids,
+            **({"shadowed_tools": shadowed} if shadowed else {}),
             "object": "chat.completion",
             "choices": [
                 {"index": 0, "message": reply.message(), "logprobs": reply.choice_logprobs(), "finish_reason": reply.finish_reason()}
             ],
             "usage": reply.done.usage.to_dict(),
-        }
+        },
+        headers=shadowed_headers(shadowed),
     )
 
 
@@ -297,6 +396,7 @@ class _Run:
     include_usage: bool
     started: float
     route: str
+    shadowed: list[str] = field(default_factory=list)  # the caller's tools not offered (named like the GPT's)
 
     async def finish(self) -> None:
         """Account for the finished answer."""
@@ -306,11 +406,13 @@ class _Run:
 async def _chat_chunks(run: _Run) -> AsyncGenerator[dict[str, Any], None]:
     st, events, reply, ids, started = run.st, run.events, run.reply, run.ids, run.started
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    def chunk(
+        delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        return {**ids, "object": "chat.completion.chunk", "choices": [choice]}
+        return {**ids, "object": "chat.completion.chunk", "choices": [choice], **(extra or {})}
 
-    yield chunk({"role": "assistant", "content": ""})
+    yield chunk({"role": "assistant", "content": ""}, extra={"shadowed_tools": run.shadowed} if run.shadowed else None)
     first = True
     async for event in events:
         delta = reply.add(event)
@@ -318,7 +420,12 @@ async def _chat_chunks(run: _Run) -> AsyncGenerator[dict[str, Any], None]:
             if first:
                 st.metrics.first_token.labels("chat").observe(time.perf_counter() - started)
                 first = False
-            yield chunk(delta, logprobs=reply.choice_logprobs(reply.delta_logprobs) if "content" in delta else None)
+            # A source rides in Open WebUI's shape too, as the chunk's `event` (other clients ignore the field).
+            extra = {"event": source_event(event)} if isinstance(event, Citation) else None
+            yield chunk(delta, logprobs=reply.choice_logprobs(reply.delta_logprobs) if "content" in delta else None, extra=extra)
+    tail = reply.footnotes()
+    if tail:
+        yield chunk({"content": tail})
     yield chunk({}, reply.finish_reason())
     if run.include_usage:
         yield {**ids, "object": "chat.completion.chunk", "choices": [], "usage": reply.done.usage.to_dict()}
@@ -343,7 +450,7 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     await check_logit_bias(agent, body.logit_bias)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    reply = _Reply(client_tools=False, logprobs=options["logprobs"])
+    reply = _Reply(logprobs=options["logprobs"], citations=body.citations or st.config.citations)
     ids = _ids("cmpl", agent)
     prefix = body.text() if body.echo else ""
     if body.stream:
@@ -353,7 +460,8 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     await _finished(st, caller, agent, reply.done, "completions", started)
     finish = _finish(reply.done.finish_reason)
     logprobs = _legacy_logprobs(reply.token_logprobs, 0) if reply.logprobs else None
-    choice = {"text": prefix + reply.transcript.text, "index": 0, "logprobs": logprobs, "finish_reason": finish, **reply.extras()}
+    text = prefix + reply.transcript.text + reply.footnotes()
+    choice = {"text": text, "index": 0, "logprobs": logprobs, "finish_reason": finish, **reply.extras()}
     return JSONResponse({**ids, "object": "text_completion", "choices": [choice], "usage": reply.done.usage.to_dict()})
 
 
@@ -389,6 +497,9 @@ async def _completion_chunks(run: _Run, prefix: str) -> AsyncGenerator[dict[str,
             yield chunk(delta["content"], logprobs=logprobs)
         elif "citations" in delta or "curated" in delta:
             yield chunk("", **delta)
+    tail = reply.footnotes()
+    if tail:
+        yield chunk(tail)
     yield chunk("", _finish(reply.done.finish_reason))
     if run.include_usage:
         yield {**ids, "object": "text_completion", "choices": [], "usage": reply.done.usage.to_dict()}
@@ -463,7 +574,7 @@ def _ids(prefix: str, agent: Agent) -> dict[str, Any]:
     return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": agent.id, "system_fingerprint": None}
 
 
-def _sse(chunks: AsyncGenerator[dict[str, Any], None], st: ServerState) -> EventSourceResponse:
+def _sse(chunks: AsyncGenerator[dict[str, Any], None], st: ServerState, headers: dict[str, str] | None = None) -> EventSourceResponse:
     """Chunks as `data:` events, then `[DONE]`; an error mid-stream becomes a `data: {"error": …}` event."""
 
     async def events() -> AsyncGenerator[ServerSentEvent, None]:
@@ -481,4 +592,4 @@ def _sse(chunks: AsyncGenerator[dict[str, Any], None], st: ServerState) -> Event
             yield event
         yield sse_event("[DONE]")
 
-    return sse_response(stream(), st)
+    return sse_response(stream(), st, headers)

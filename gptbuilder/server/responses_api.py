@@ -20,7 +20,19 @@ from ..agent import Agent
 from ..events import ConfirmationRequest, Done, Event, TextDelta, ToolCall
 from .auth import Caller
 from .errors import APIError, guarded_stream
-from .openai_api import _collect, _finished, _Reply, _state, authorized, sse_event, sse_response
+from .openai_api import (
+    Citations,
+    _collect,
+    _finished,
+    _Reply,
+    _state,
+    authorized,
+    offer_client_tools,
+    shadowed_headers,
+    sse_event,
+    sse_response,
+    tool_names,
+)
 from .responses_store import ResponseStore
 from .schemas import FunctionDef, RequestBody
 from .state import ServerState
@@ -53,6 +65,7 @@ class ResponseRequest(RequestBody):
     background: bool | None = None
     conversation: Any = None
     approvals: dict[str, bool] | None = Field(None, description="gptbuilder: {tool call id: approve?} for GPT actions")
+    citations: Citations | None = Field(None, description="gptbuilder: field, inline (footnotes in the text too) or off")
 
     @field_validator("metadata")
     @classmethod
@@ -209,8 +222,8 @@ def _call(call: ToolCall | ConfirmationRequest) -> dict[str, Any]:
 class _Answer(_Reply):
     """A response being built: the agent's events folded as chat folds them, and turned into output items and typed events."""
 
-    def __init__(self, response: dict[str, Any], *, client_tools: bool):
-        super().__init__(client_tools)
+    def __init__(self, response: dict[str, Any], *, client_tools: frozenset[str], citations: Citations = "field"):
+        super().__init__(client_tools, citations=citations)
         self.response = response
         self._pending: list[dict[str, Any]] = []
         self._sequence = 0
@@ -235,7 +248,7 @@ class _Answer(_Reply):
             item = self._open_message()
             item["content"][0]["text"] += event.text
             self._emit("response.output_text.delta", **self._where(item), content_index=0, delta=event.text, logprobs=[])
-        elif isinstance(event, ToolCall) and self.client_tools:
+        elif isinstance(event, ToolCall) and self.for_client(event):
             self._close_message("completed")
             self._function_call(event)
         return delta
@@ -284,6 +297,9 @@ class _Answer(_Reply):
         done = self.done
         incomplete = done.finish_reason in ("length", "content_filter")
         reason = "max_output_tokens" if done.finish_reason == "length" else "content_filter"
+        tail = self.footnotes()
+        if tail:
+            self.add(TextDelta(tail))  # citations "inline": the sources close the text
         self._close_message("incomplete" if incomplete else "completed")
         extras = {k: v for k, v in self.message().items() if k in EXTRA_FIELDS}
         self.response.update(
@@ -311,7 +327,7 @@ class _Answer(_Reply):
     def turn(self) -> dict[str, Any]:
         """The answer as the assistant message the next turn's conversation holds (client calls and held calls included)."""
         transcript = self.transcript
-        calls: list[ToolCall | ConfirmationRequest] = [*(transcript.tool_calls if self.client_tools else []), *transcript.confirmations]
+        calls: list[ToolCall | ConfirmationRequest] = [*self.client_calls(), *transcript.confirmations]
         message: dict[str, Any] = {"role": "assistant", "content": transcript.text}
         if calls:
             message["tool_calls"] = [_call(call) for call in calls]
@@ -388,15 +404,19 @@ async def create_response(body: ResponseRequest, request: Request, caller: Calle
         **({"client_tools": tools, "tool_choice": choice} if tools else {}),
     }
     agent = await st.agent(body.model)
+    shadowed = offer_client_tools(agent, options)
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    answer = _Answer(_response(body, agent, echoed), client_tools=bool(tools))
+    names = tool_names(options.get("client_tools"))
+    answer = _Answer(_response(body, agent, echoed), client_tools=names, citations=body.citations or st.config.citations)
+    if shadowed:
+        answer.response["shadowed_tools"] = shadowed
     turn = _Turn(st, caller, agent, events, answer, asked, started, body.store)
     if body.stream:
-        return _typed_sse(_stream(turn), answer, st)
+        return _typed_sse(_stream(turn), answer, st, shadowed_headers(shadowed))
     await _collect(request, events, answer)
     await turn.finish()
-    return JSONResponse(answer.response)
+    return JSONResponse(answer.response, headers=shadowed_headers(shadowed))
 
 
 def _response(body: ResponseRequest, agent: Agent, tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -448,7 +468,9 @@ async def _stream(turn: _Turn) -> AsyncGenerator[dict[str, Any], None]:
         await turn.events.aclose()
 
 
-def _typed_sse(events: AsyncGenerator[dict[str, Any], None], answer: _Answer, st: ServerState) -> EventSourceResponse:
+def _typed_sse(
+    events: AsyncGenerator[dict[str, Any], None], answer: _Answer, st: ServerState, headers: dict[str, str] | None = None
+) -> EventSourceResponse:
     """Each event as `event: <type>` with its JSON; a failure midway ends with `error` and `response.failed`, never a traceback."""
 
     def sse(event: dict[str, Any]) -> ServerSentEvent:
@@ -465,7 +487,7 @@ def _typed_sse(events: AsyncGenerator[dict[str, Any], None], answer: _Answer, st
         for event in answer.failed(error):
             yield sse(event)
 
-    return sse_response(guarded_stream(typed(), failed), st)
+    return sse_response(guarded_stream(typed(), failed), st, headers)
 
 
 @router.get("/responses/{response_id}")

@@ -157,6 +157,11 @@ class _Sampling(RequestBody):
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    citations: Literal["off", "field", "inline"] | None = Field(
+        None,
+        description="gptbuilder: the sources in a `citations` field (field), also as footnotes in the text (inline, for "
+        "clients that drop extra fields), or not at all (off); default: the server's (serve --citations)",
+    )
 
     @model_validator(mode="before")
     @classmethod

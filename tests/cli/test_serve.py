@@ -82,3 +82,15 @@ def test_a_malformed_allowed_host_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)
     result = runner.invoke(app, ["--gpts", str(tmp_path / "g"), "serve", "--allowed-hosts", "https://x.example/"])
     assert result.exit_code == 1 and "host name or address" in result.output
+
+
+def test_citations_reach_the_workers_and_a_bad_mode_is_a_clear_error(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.setenv("GPTBUILDER_CITATIONS", "field")  # restored after the test; serve sets it for its workers
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)
+    result = runner.invoke(app, ["--gpts", str(tmp_path / "g"), "serve", "--citations", "inline"])
+    assert result.exit_code == 0, result.output
+    assert os.environ["GPTBUILDER_CITATIONS"] == "inline"
+    result = runner.invoke(app, ["--gpts", str(tmp_path / "g"), "serve", "--citations", "links"])
+    assert result.exit_code == 1 and "--citations: 'links' is not a citations mode" in result.output

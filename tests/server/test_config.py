@@ -64,3 +64,13 @@ def test_allowed_hosts_from_the_environment(monkeypatch):
     monkeypatch.setenv("GPTBUILDER_ALLOWED_HOSTS", "http://store.example/")
     with pytest.raises(InputError, match="host name or address"):
         ServerConfig.from_env()
+
+
+def test_the_citations_default_from_the_environment(monkeypatch):
+    monkeypatch.delenv("GPTBUILDER_CITATIONS", raising=False)
+    assert ServerConfig.from_env().citations == "field"
+    monkeypatch.setenv("GPTBUILDER_CITATIONS", " Inline ")
+    assert ServerConfig.from_env().citations == "inline"
+    monkeypatch.setenv("GPTBUILDER_CITATIONS", "footnotes")
+    with pytest.raises(InputError, match="GPTBUILDER_CITATIONS: 'footnotes' is not a citations mode; use one of off, field, inline"):
+        ServerConfig.from_env()
