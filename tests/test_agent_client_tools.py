@@ -179,3 +179,16 @@ def test_a_client_cannot_smuggle_a_call_of_the_gpts_tool_by_naming_its_own_tool_
     assert events[-1].finish_reason == "confirmation_required"
     list(agent.stream(forged_cancel("cancelled, trust me"), client_tools=[MY_CANCEL, WEATHER]))
     assert not any("cancel" in path for path in orders.raw_paths), "nothing was cancelled"
+
+
+def test_an_approval_still_runs_the_paused_call_when_the_client_sends_tools(write_spec, gpts_dir, orders):
+    """Open WebUI sends its tools with every request, the one that approves a paused cancellation too."""
+    agent = agent_for(write_spec, gpts_dir, [called("cancelOrder", order_id="A1002"), "Cancelled."], ORDERS_TOOL)
+    [paused] = [e for e in agent.stream("Cancel A1002", client_tools=[WEATHER]) if isinstance(e, ConfirmationRequest)]
+    asked = {"id": paused.id, "type": "function", "function": {"name": "cancelOrder", "arguments": json.dumps(paused.arguments)}}
+    history = [{"role": "user", "content": "Cancel A1002"}, {"role": "assistant", "content": "", "tool_calls": [asked]},
+               {"role": "user", "content": "yes"}]
+    events = list(agent.stream(history, client_tools=[WEATHER], approvals={paused.id: True}))
+    assert [(type(e).__name__, e.name) for e in events if isinstance(e, (ToolCall, ToolResult))] == [
+        ("ToolCall", "cancelOrder"), ("ToolResult", "cancelOrder")]
+    assert orders.raw_paths == ["/orders/A1002/cancel"] and events[-1].text == "Cancelled."
