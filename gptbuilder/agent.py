@@ -66,6 +66,7 @@ class Agent:
         self.tools = list(tools)
         self.curated = curated
         self.output_guards = list(output_guards)
+        self.router = router  # None: the packaged default router, when one is needed
         self.needs_confirmation = needing_confirmation(self.tools)
         self.pending: PendingCalls = MemoryPendingCalls()  # where paused calls wait when the caller keeps none
         self._context_window = context_window
@@ -97,6 +98,37 @@ class Agent:
         from .knowledge.retriever import context_block
 
         return f"{self.loaded.instructions}\n\n{context_block(retrieval)}"
+
+    def warm(self) -> None:
+        """Load now what a first turn would load lazily, so that it costs what a later one does.
+
+        The model's weights (a token decoded, under each tool's grammar), the tokenizer, the knowledge index
+        (stale files indexed) and its embedder, the curated questions' and the tools' vectors, the tool
+        loop's imports; an output guard with a `warm()` of its own (a model it loads) is asked too.
+        Blocking and idempotent: `gptbuilder serve` runs it for every GPT before /ready says ready.
+        """
+        from .models.tool_calling import openai_tools
+
+        probe = next(iter(self.loaded.spec.conversation_starters), None) or self.loaded.spec.name  # a question it expects
+        tools = openai_tools(self.tools)
+        prompt = self.prepare([{"role": "user", "content": probe}])  # the tokenizer, and the tool definitions' tokens
+        warm_model = getattr(self.model, "warm", None)
+        if callable(warm_model):
+            warm_model(prompt, tools)
+        if self.knowledge is not None:
+            self.knowledge.retrieve(probe)  # indexes stale files, opens the index, loads the embedder
+            if tools and self.knowledge.config.on_no_match == "refuse":  # where nothing matches, Retrieve asks the router
+                from .models.tool_routing import default_router
+
+                (self.router or default_router()).route(tools, probe)
+        if self.curated is not None:
+            self.curated.scores(probe)
+        if self.tools:
+            import langchain.agents  # noqa: F401 - the tool loop's create_agent
+        for guard in self.output_guards:
+            warm_guard = getattr(guard, "warm", None)
+            if callable(warm_guard):
+                warm_guard()
 
     def prepare(
         self, messages: MessagesLike, *, max_tokens: int | None = None, retrieval: Retrieval | None = None

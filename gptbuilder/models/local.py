@@ -102,6 +102,31 @@ class LocalChatModel(StreamingChatModel):
         """Tokens ``text`` takes with this model's tokenizer."""
         raise NotImplementedError
 
+    def warm(self, messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> None:
+        """Do now what a first call would do lazily: load the weights and decode a token of ``messages``.
+
+        With ``tools`` (OpenAI tool dicts) the tool router embeds their descriptions, and a token is decoded
+        under each tool's grammar, as a turn would: one-time setup (a backend's first decode, a grammar
+        compiled and cached) happens here rather than in a first request.
+        """
+        from langchain_core.messages.utils import convert_to_openai_messages
+
+        from .tool_calling import plan_turn, tool_name
+        from .tool_routing import default_router, latest_request
+
+        chats: list[tuple[Any, dict[str, Any] | None]] = [(convert_to_openai_messages(list(messages), text_format="string"), None)]
+        if tools:
+            request = latest_request(messages)
+            if self.tool_routing == "embedding" and request:
+                default_router().route(tools, request, self.tool_route_threshold)
+            choices: list[Any] = ["none", *({"type": "function", "function": {"name": tool_name(t)}} for t in tools)]
+            choices += [] if self.tool_routing == "embedding" else ["auto"]  # the model chooses: the whole reply grammar
+            chats = [(turn.messages, turn.schema) for turn in (plan_turn(tools, messages, choice) for choice in choices)]
+        params = {**self.decode_params(None, {}), "max_tokens": 1, "logprobs": False}
+        for chat, schema in chats:
+            for _ in self._decode(chat, params, schema):
+                pass
+
     def tool_choice_for(self, tools: Sequence[Any], messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> Any:
         """The tool choice to decode this turn with: after a tool result, an answer; else routed."""
         from langchain_core.messages import ToolMessage
