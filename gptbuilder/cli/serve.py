@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +41,14 @@ def serve(
             "footnotes in the text, for clients that drop extra fields) or off; default: GPTBUILDER_CITATIONS, else field",
         ),
     ] = None,
+    lazy: Annotated[
+        bool,
+        typer.Option(
+            "--lazy",
+            help="Load each GPT on its first request instead of before /ready says ready (quicker restarts while "
+            "developing; the first request to each GPT is slower); env GPTBUILDER_LAZY",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the store at /, the OpenAI-compatible API at /v1 and the website widget at /widget.js."""
@@ -46,6 +56,7 @@ def serve(
 
     from ..server.config import ALLOWED_HOSTS_ENV, CITATIONS_ENV, ServerConfig, citation_mode
     from ..server.origins import default_hosts, is_loopback, parse_hosts
+    from ..server.warmup import LAZY_ENV, lazy_from_env
 
     if allowed_hosts is None and not os.environ.get(ALLOWED_HOSTS_ENV, "").strip():
         hosts = default_hosts(host)
@@ -64,11 +75,17 @@ def serve(
     os.environ["GPTBUILDER_GPTS_DIR"] = str(ctx.obj.gpts_dir)
     os.environ["GPTBUILDER_DATA_DIR"] = str(ctx.obj.data_dir)
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
+    if lazy:
+        os.environ[LAZY_ENV] = "1"
     typer.echo(f"gptbuilder: store http://{host}:{port}/  API http://{host}:{port}/v1  widget http://{host}:{port}/widget.js", err=True)
     typer.echo(f"gptbuilder: answering the hosts {', '.join(hosts)} (--allowed-hosts)", err=True)
     if config.auth_required:
         counts = Counter(role.value for role in config.roles().values())
         typer.echo("gptbuilder: keys: " + ", ".join(f"{counts[r]} {r}" for r in ("admin", "builder", "user")), err=True)
+    if lazy_from_env():
+        typer.echo("gptbuilder: lazy: each GPT loads on its first request (--lazy)", err=True)
+    else:
+        typer.echo("gptbuilder: loading every GPT before /ready says ready (--lazy skips it); /health answers meanwhile", err=True)
     uvicorn.run(
         "gptbuilder.server.app:app_from_env",
         factory=True,
@@ -76,5 +93,20 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=_log_config(log_level),
         timeout_graceful_shutdown=10,
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with the server's own log (warm-up times, failures) beside it in every worker."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    named = logging.getLevelName(level.upper())
+    config["loggers"]["gptbuilder.server"] = {
+        "handlers": ["default"],
+        "level": named if isinstance(named, int) else logging.DEBUG,  # uvicorn's "trace" is finer than DEBUG
+        "propagate": False,
+    }
+    return config

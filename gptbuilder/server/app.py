@@ -29,6 +29,7 @@ from .signin import SIGNIN_PATH, signin_location
 from .signing import Signer
 from .state import ServerState
 from .usage import UsageLedger
+from .warmup import WarmUp, lazy_from_env
 
 logger = logging.getLogger("gptbuilder.server")
 
@@ -50,8 +51,13 @@ def create_app(
     config: ServerConfig | None = None,
     history: History | None = None,
     ui: bool = False,
+    warm: bool = True,
 ) -> FastAPI:
-    """The app for ``store``: `/v1` API, `/widget…`, `/health`, `/ready`, `/metrics`, and with ``ui`` the store at `/`."""
+    """The app for ``store``: `/v1` API, `/widget…`, `/health`, `/ready`, `/metrics`, and with ``ui`` the store at `/`.
+
+    With ``warm`` every valid GPT is loaded before /ready says ready (see warmup.py): in the background
+    from the app's startup, or, in an app run without its lifespan, within the first /ready call.
+    """
     config = config or ServerConfig.from_env()
     if db is None:
         from ..settings import Settings
@@ -70,10 +76,14 @@ def create_app(
         metrics=Metrics(lambda: queue.depth),
         keys=KeyChecker(config, limiter, sessions=Signer(db, "store-session-key")),
         pending=DatabasePendingCalls(db),
+        warm_up=WarmUp(store) if warm else WarmUp.off(store),
     )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.warm_up.start()  # in a thread: /health answers meanwhile, /ready says "warming"
         yield
+        state.warm_up.stop()
         queue.shutdown()
         state.ledger.close()
 
@@ -104,8 +114,11 @@ def create_app(
 
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: the database answers and every valid GPT's model can be built."""
+        """Readiness: warm-up is over, the database answers and every valid GPT's agent is built (and warmed)."""
         state.caller(request)
+        if state.warm_up.state == "pending":  # no lifespan ran (a test server, an embedding host): warm now
+            state.warm_up.start()
+            await run_in_threadpool(state.warm_up.wait)
         return await run_in_threadpool(_readiness, state, db)
 
     @app.get("/metrics", include_in_schema=False)
@@ -125,6 +138,9 @@ def create_app(
 
 
 def _readiness(state: ServerState, db: Database) -> JSONResponse:
+    warm_up = state.warm_up
+    if warm_up.state == "warming":
+        return JSONResponse({"status": "warming", "problems": {}, "warm_up": warm_up.report()}, status_code=503)
     problems: dict[str, str] = {}
     try:
         db.create_schema()
@@ -134,11 +150,16 @@ def _readiness(state: ServerState, db: Database) -> JSONResponse:
         problems["database"] = str(exc)
     for loaded in state.store.specs():
         try:
-            state.store.agent(loaded.id)
+            agent = state.store.agent(loaded.id)
         except Exception as exc:
             problems[loaded.id] = str(exc)
-    status = 503 if problems else 200
-    return JSONResponse({"status": "ready" if not problems else "not ready", "problems": problems}, status_code=status)
+            continue
+        if (failed := warm_up.problem(loaded.id, agent)) is not None:
+            problems[loaded.id] = failed
+    if warm_up.error is not None:
+        problems["warm-up"] = warm_up.error
+    body = {"status": "ready" if not problems else "not ready", "problems": problems, "warm_up": warm_up.report()}
+    return JSONResponse(body, status_code=503 if problems else 200)
 
 
 def _mount_store_ui(app: FastAPI, store: Store, history: History) -> None:
@@ -373,4 +394,4 @@ def app_from_env(**options: Any) -> FastAPI:
 
     settings = Settings.from_env()
     store = Store(settings.gpts_dir, data_dir=settings.data_dir, catalog=load_catalog(settings.catalog_path))
-    return create_app(store, ui=True, **options)
+    return create_app(store, ui=True, warm=not lazy_from_env(), **options)

@@ -21,11 +21,12 @@ from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .runner import ModelQueue
 from .usage import UsageLedger
+from .warmup import WarmUp
 
 
 @dataclass
 class ServerState:
-    """Store, settings, database-backed ledgers, limiter, queue and metrics of one app."""
+    """Store, settings, database-backed ledgers, limiter, queue, metrics and warm-up of one app."""
 
     store: Store
     config: ServerConfig
@@ -36,6 +37,7 @@ class ServerState:
     metrics: Metrics
     keys: KeyChecker
     pending: PendingCalls  # tool calls paused for approval, shared by every replica
+    warm_up: WarmUp  # loads every GPT before /ready says ready
 
     def caller(self, request: HTTPConnection, *, counted: bool = True) -> Caller:
         """Authenticate a protected request and, when ``counted``, count it against the key's and the IP's limits."""
