@@ -14,6 +14,7 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from .errors import InputError, ModelError
 from .events import Done, Event, Usage
 from .models.base import DEFAULT_MAX_TOKENS, context_window_of, count_text_tokens, count_tokens
+from .models.structured import answer_schema
 from .pending import MemoryPendingCalls, PendingCalls
 from .turn import Options, OutputStage, Runner, RunResult, Stage, Turn, normal_finish_reason, through
 from .turn.approvals import ResolveApprovals, needing_confirmation
@@ -150,6 +151,7 @@ class Agent:
         logit_bias: Mapping[int, float] | None = None,
         logprobs: bool = False,
         top_logprobs: int | None = None,
+        response_format: Mapping[str, Any] | None = None,
         approvals: Mapping[str, bool] | None = None,
         client_tools: Sequence[dict[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -168,12 +170,16 @@ class Agent:
         else this agent's memory) and the next turn settles them with ``approvals`` {call id: True/False}.
         Tool calls that only appear in ``messages`` are never run (see turn.approvals.ResolveApprovals).
         With ``logprobs``, TokenLogprobs events come before the text they describe.
+        ``response_format`` (OpenAI's: json_object, or json_schema with its schema) makes the answer that JSON:
+        tools run as usual and only the answer is held to the schema; sources still inform it and come as
+        citations, but nothing rewrites its text (no marker clean-up, faithfulness fixes or extractive answer).
         """
         options = Options(
             temperature, top_p, max_tokens, tuple(stop or ()), seed,
             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, logit_bias=logit_bias,
-            logprobs=logprobs, top_logprobs=top_logprobs,
+            logprobs=logprobs, top_logprobs=top_logprobs, response_format=response_format,
         )
+        answer_schema(response_format)  # InputError now for a format no backend could follow
         offered = self.offered_tools(client_tools or (), tool_choice)
         turn = Turn(
             self.id, to_messages(messages), options, approvals or {}, offered, tool_choice if offered else None,
@@ -190,7 +196,9 @@ class Agent:
         prompt = self._fit(turn.history, max_tokens, turn.retrieval, turn.client_tools)
         after = [guard(turn) for guard in self.output_guards]
         if turn.retrieval and turn.retrieval.sources:
-            after.append(Cite(turn.retrieval, private=self.knowledge is not None and self.knowledge.config.private))
+            after.append(Cite(
+                turn.retrieval, private=self.knowledge is not None and self.knowledge.config.private, markers=not options.structured
+            ))
         result, text = yield from through(runner(turn, prompt), after)
         yield Done(text, finish_reason=normal_finish_reason(result.finish_reason), usage=self._usage(result, prompt, text))
 
@@ -270,6 +278,7 @@ class Agent:
             and turn.retrieval is not None
             and bool(turn.retrieval.sources)
             and not turn.client_tools
+            and not turn.options.structured
         )
 
     def _fit(

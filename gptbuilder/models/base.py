@@ -171,3 +171,10 @@ def final_chunk(prompt_tokens: int, completion_tokens: int, finish_reason: str, 
         ),
         generation_info={"finish_reason": finish_reason},
     )
+
+
+def check_json_schema(model: BaseChatModel, schema: dict[str, Any]) -> None:
+    """Raise InputError unless the model can hold an answer to ``schema`` (a local one compiles its grammar, once)."""
+    check = getattr(model, "check_json_schema", None)
+    if callable(check):
+        check(schema)

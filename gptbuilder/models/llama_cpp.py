@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from .base import DEFAULT_CONTEXT_WINDOW, Decoded, Piece
 from .embedded import check_gguf, default_model_path, is_embedded
 from .local import MESSAGE_OVERHEAD, LocalChatModel, LocalProvider, Runtime, RuntimeCache
 from .logprobs import Aligner, LogprobRecorder, bias_logits
 from .options import OptionCheck, boolean, number
+from .structured import GrammarCache, schema_key
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -32,6 +33,7 @@ class LlamaRuntime(Runtime):
 
     llm: Llama
     formatter: Any | None
+    grammars: GrammarCache[Any] = field(default_factory=GrammarCache)  # schema text -> checked LlamaGrammar
 
 
 _runtimes: RuntimeCache[LlamaRuntime] = RuntimeCache()
@@ -179,10 +181,7 @@ class ChatLlamaCpp(LocalChatModel):
 
     def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Sampling parameters with llama.cpp's extra keys (top_k, min_p, repeat_penalty)."""
-        params = {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
-        if "response_format" in kwargs:
-            params["response_format"] = kwargs["response_format"]
-        return params
+        return {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
 
     def model_name(self) -> str:
         """The GGUF file name."""
@@ -194,8 +193,7 @@ class ChatLlamaCpp(LocalChatModel):
         runtime = self.runtime
         params = dict(params)
         if schema is not None:
-            # llama.cpp compiles the schema to a grammar: nothing outside it can be sampled.
-            params["response_format"] = {"type": "json_object", "schema": schema}
+            params["grammar"] = self.grammar(schema)  # nothing outside it can be sampled
         recorder, processor = self._processor(params)
         if processor is not None:
             from llama_cpp import LogitsProcessorList
@@ -225,6 +223,34 @@ class ChatLlamaCpp(LocalChatModel):
                 if last := aligner.flush():
                     yield last
         return Decoded(prompt_tokens, completion_tokens, finish_reason)
+
+    def grammar(self, schema: dict[str, Any]) -> Any:
+        """The llama.cpp grammar holding output to ``schema``, compiled and checked once; InputError if it cannot be.
+
+        Not llama-cpp-python's `response_format`: on a schema its converter cannot read it falls back to
+        any JSON without a word, and a grammar llama.cpp cannot parse crashes the process (see gbnf.py).
+        """
+        runtime = self.runtime
+
+        def build() -> Any:
+            import llama_cpp
+            from llama_cpp import LlamaGrammar
+
+            from .gbnf import schema_to_gbnf
+
+            text = schema_to_gbnf(schema)
+            # Parsed here once, where a NULL is an answer rather than a pointer the sampler chain would follow.
+            sampler = llama_cpp.llama_sampler_init_grammar(runtime.llm._model.vocab, text.encode("utf-8"), b"root")
+            if not sampler:
+                raise InputError("the schema cannot be compiled to a grammar: llama.cpp refused the grammar (too many repetitions?)")
+            llama_cpp.llama_sampler_free(sampler)
+            return LlamaGrammar.from_string(text, verbose=False)
+
+        return runtime.grammars.get(schema_key(schema), build)
+
+    def check_json_schema(self, schema: dict[str, Any]) -> None:
+        """Raise InputError unless ``schema`` compiles to a grammar (kept for the answer that follows)."""
+        self.grammar(schema)
 
     def _processor(self, params: dict[str, Any]) -> tuple[LogprobRecorder | None, Any]:
         """Take `logit_bias` and `logprobs` out of ``params`` as one logits processor (and the recorder it fills).

@@ -22,6 +22,7 @@ from ..errors import ModelError
 from .base import DEFAULT_MAX_TOKENS, Decoded, Piece, StreamingChatModel, final_chunk
 from .options import OptionCheck, option_problems
 from .registry import Provider
+from .structured import answer_schema
 from .tool_routing import ROUTING_OPTIONS, routing_fields
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class LocalChatModel(StreamingChatModel):
     # Who decides between answering and calling a tool: "embedding" (a router; see tool_routing.py) or "model".
     tool_routing: str = "embedding"
     tool_route_threshold: float = 0.3
+    # OpenAI's response_format: a json_object or json_schema answer is decoded under the schema's grammar.
+    response_format: dict[str, Any] | None = None
 
     @property
     def context_window(self) -> int:
@@ -168,6 +171,10 @@ class LocalChatModel(StreamingChatModel):
         """The sampling parameters of one call."""
         return self.sampling_params(stop, kwargs)
 
+    def check_json_schema(self, schema: dict[str, Any]) -> None:
+        """Raise InputError unless answers can be held to ``schema`` (the backend compiles its grammar, once)."""
+        raise NotImplementedError
+
     def model_name(self) -> str:
         """The name reported in response metadata."""
         return self._llm_type
@@ -185,14 +192,16 @@ class LocalChatModel(StreamingChatModel):
         from .tool_calling import parse_arguments, parse_reply, plan_turn, reply_chunk
 
         params = self.decode_params(stop, kwargs)
+        # Only the answer is held to it: tool calls keep their own schemas, and a tool loop runs as usual.
+        answer = answer_schema(kwargs.get("response_format") or self.response_format)
         tools = kwargs.get("tools")
         turn = None
         if tools:
             choice = self.tool_choice_for(tools, messages, kwargs)
-            turn = plan_turn(tools, messages, choice, constrained=kwargs.get("constrained", True))
+            turn = plan_turn(tools, messages, choice, constrained=kwargs.get("constrained", True), answer=answer)
         if turn is None or turn.kind == "answer":
             chat = turn.messages if turn else convert_to_openai_messages(messages, text_format="string")
-            run = _Run(self._decode(chat, params, None))
+            run = _Run(self._decode(chat, params, answer))
             for piece in run:
                 text, logprobs = (piece.text, piece.logprobs) if isinstance(piece, Piece) else (piece, None)
                 if run_manager:

@@ -37,6 +37,7 @@ class ChatOpenAICompatible(ChatOpenAI):
 
     context_window: int = DEFAULT_REMOTE_CONTEXT_WINDOW
     api_key_env: str | None = None
+    response_format: dict[str, Any] | None = None  # a turn's structured output, when its tool loop copies the model
 
     def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
         """An estimate: the endpoint's tokenizer is not here (and ChatOpenAI's own counter downloads tiktoken's)."""
@@ -51,10 +52,16 @@ class ChatOpenAICompatible(ChatOpenAI):
         except Exception as exc:
             raise _model_error(exc, self) from exc
 
-    @staticmethod
-    def _rename(kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _rename(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if "max_tokens" in kwargs:  # our option name; the wire field set by this class is max_completion_tokens
             kwargs["max_completion_tokens"] = kwargs.pop("max_tokens")
+        response_format = kwargs.pop("response_format", None) or self.response_format
+        if isinstance(response_format, dict):
+            # Sent as is, in the body: given as an argument, ChatOpenAI streams through the SDK's parse helper,
+            # which refuses tools that are not strict and counts the usage twice.
+            kwargs["extra_body"] = {**(self.extra_body or {}), **(kwargs.get("extra_body") or {}), "response_format": response_format}
+        elif response_format is not None:
+            kwargs["response_format"] = response_format  # a pydantic class from langchain's own with_structured_output
         return kwargs
 
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:

@@ -45,15 +45,21 @@ def _chosen(tools: Sequence[OpenAITool], tool_choice: Any) -> tuple[list[OpenAIT
     return [t for t in tools if t["function"]["name"] == name], False
 
 
-def reply_schema(tools: Sequence[OpenAITool], tool_choice: Any = None) -> dict[str, Any]:
-    """JSON schema of a reply: an answer, or a call of one of the tools with valid arguments."""
+def reply_schema(tools: Sequence[OpenAITool], tool_choice: Any = None, *, answer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON schema of a reply: an answer (text, or JSON following ``answer``), or a call of one of the tools with valid arguments."""
     allowed, may_answer = _chosen(tools, tool_choice)
     branches: list[dict[str, Any]] = []
+    definitions: dict[str, Any] = {}
     if may_answer:
+        content: dict[str, Any] = {"type": "string"}
+        if answer is not None:
+            # The answer's own definitions move to the root, where its "#/$defs/..." references point.
+            content = {k: v for k, v in answer.items() if k not in ("$defs", "definitions", "$schema")}
+            definitions = {k: answer[k] for k in ("$defs", "definitions") if k in answer}
         branches.append(
             {
                 "type": "object",
-                "properties": {"type": {"const": "answer"}, "content": {"type": "string"}},
+                "properties": {"type": {"const": "answer"}, "content": content},
                 "required": ["type", "content"],
             }
         )
@@ -71,7 +77,8 @@ def reply_schema(tools: Sequence[OpenAITool], tool_choice: Any = None) -> dict[s
                 "required": ["type", "name", "arguments"],
             }
         )
-    return branches[0] if len(branches) == 1 else {"oneOf": branches}
+    schema = branches[0] if len(branches) == 1 else {"oneOf": branches}
+    return {**schema, **definitions}
 
 
 def tool_instructions(tools: Sequence[OpenAITool], tool_choice: Any = None) -> str:
@@ -139,6 +146,8 @@ def parse_reply(text: str) -> AIMessage:
             )
         return AIMessage(content="", tool_calls=[{"name": data["name"], "args": arguments, "id": call_id, "type": "tool_call"}])
     content = data.get("content")
+    if isinstance(content, (dict, list)):  # a structured answer (response_format): the JSON is the answer
+        return AIMessage(content=json.dumps(content, ensure_ascii=False))
     return AIMessage(content=content if isinstance(content, str) else text)
 
 
@@ -190,8 +199,18 @@ class ToolTurn:
     tool: str | None = None
 
 
-def plan_turn(tools: Sequence[OpenAITool], messages: Sequence[BaseMessage], tool_choice: Any, *, constrained: bool = True) -> ToolTurn:
-    """Decide how to decode this turn from the tools the model may call and whether it may answer."""
+def plan_turn(
+    tools: Sequence[OpenAITool],
+    messages: Sequence[BaseMessage],
+    tool_choice: Any,
+    *,
+    constrained: bool = True,
+    answer: dict[str, Any] | None = None,
+) -> ToolTurn:
+    """Decide how to decode this turn from the tools the model may call and whether it may answer.
+
+    ``answer``: the JSON schema an answer follows (a structured answer), held to it in a "reply" too.
+    """
     allowed, may_answer = _chosen(tools, tool_choice)
     if not allowed:
         return ToolTurn("answer", plain_messages(messages))
@@ -199,7 +218,7 @@ def plan_turn(tools: Sequence[OpenAITool], messages: Sequence[BaseMessage], tool
         tool = allowed[0]["function"]
         parameters = tool.get("parameters") or {"type": "object", "properties": {}}
         return ToolTurn("arguments", argument_messages(allowed[0], messages), parameters, tool["name"])
-    schema = reply_schema(tools, tool_choice) if constrained else None
+    schema = reply_schema(tools, tool_choice, answer=answer) if constrained or answer is not None else None
     return ToolTurn("reply", template_messages(messages, tool_instructions(tools, tool_choice)), schema)
 
 

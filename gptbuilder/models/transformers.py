@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -13,18 +12,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from .base import DEFAULT_CONTEXT_WINDOW, Decoded, Piece
 from .embedded import check_gguf, default_model_path, is_embedded
 from .local import LocalChatModel, LocalProvider, Runtime, RuntimeCache
 from .logprobs import Aligner, LogprobRecorder, bias_logits
 from .options import OptionCheck, boolean, expect, one_of
+from .structured import GrammarCache, schema_key
 
 if TYPE_CHECKING:
     from ..spec import ModelConfig
 
 INSTALL_HINT = "pip install 'gptbuilder[gpu]'"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+GRAMMAR_CACHE_BYTES = 64 << 20  # xgrammar's own cache of compiled grammars (unbounded by default)
 # Some configs claim context windows of millions of tokens; attention cost grows with what we let in.
 MAX_AUTO_CONTEXT = 32_768
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|xpu|cuda|cuda:\d+|xpu:\d+|npu|npu:\d+)$")
@@ -39,7 +40,7 @@ class TransformersRuntime(Runtime):
     tokenizer: Any
     context_window: int
     eos_ids: frozenset[int]
-    grammars: dict[str, Any] = field(default_factory=dict)  # JSON schema text -> compiled xgrammar grammar
+    grammars: GrammarCache[Any] = field(default_factory=GrammarCache)  # JSON schema text -> compiled xgrammar grammar
     compiler: Any = None
 
 
@@ -324,19 +325,33 @@ class ChatTransformers(LocalChatModel):
 
     def _grammar_processor(self, runtime: TransformersRuntime, schema: dict[str, Any]) -> Any:
         """A logits processor holding generation to ``schema`` (xgrammar; grammars cached per schema)."""
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        return LogitsProcessor(self._grammar(runtime, schema))  # one per generate() call: it keeps matcher state
+
+    def _grammar(self, runtime: TransformersRuntime, schema: dict[str, Any]) -> Any:
+        """``schema`` compiled by xgrammar for this tokenizer, once; InputError when it cannot be."""
         try:
             import xgrammar
-            from xgrammar.contrib.hf import LogitsProcessor
         except ImportError as exc:
             raise ModelError(f"constrained decoding on transformers needs xgrammar: `{INSTALL_HINT}` ({exc})") from exc
-        key = json.dumps(schema, sort_keys=True)
-        if key not in runtime.grammars:
+        key = schema_key(schema)
+
+        def build() -> Any:
             if runtime.compiler is None:
                 vocab = getattr(runtime.model.config, "vocab_size", None) or len(runtime.tokenizer)
                 info = xgrammar.TokenizerInfo.from_huggingface(runtime.tokenizer, vocab_size=vocab)
-                runtime.compiler = xgrammar.GrammarCompiler(info)
-            runtime.grammars[key] = runtime.compiler.compile_json_schema(key)
-        return LogitsProcessor(runtime.grammars[key])  # one per generate() call: it keeps matcher state
+                runtime.compiler = xgrammar.GrammarCompiler(info, cache_limit_bytes=GRAMMAR_CACHE_BYTES)
+            try:
+                return runtime.compiler.compile_json_schema(key)
+            except (RuntimeError, ValueError) as exc:  # xgrammar's converter reports what it cannot read as RuntimeError
+                raise InputError(f"the schema cannot be compiled to a grammar: {_xgrammar_message(exc)}") from None
+
+        return runtime.grammars.get(key, build)
+
+    def check_json_schema(self, schema: dict[str, Any]) -> None:
+        """Raise InputError unless ``schema`` compiles to a grammar (kept for the answer that follows)."""
+        self._grammar(self.runtime, schema)
 
     def _decode(
         self, chat: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None
@@ -424,6 +439,12 @@ class ChatTransformers(LocalChatModel):
     def model_name(self) -> str:
         """The hub id, or the folder/file name of a local model."""
         return Path(self.model).name if _is_local(self.model) else self.model
+
+
+def _xgrammar_message(exc: BaseException) -> str:
+    """xgrammar's message, short, without its log prefix ("[12:21:40] /project/cpp/json_schema_converter.cc:5082: ")."""
+    text = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", " ".join(str(exc).split()))
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _aligned(aligner: Aligner | None, text: str) -> Iterator[str | Piece]:

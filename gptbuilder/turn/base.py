@@ -35,6 +35,13 @@ class Options:
     logit_bias: Mapping[int, float] | None = None  # token id -> added to its logit (-100 bans it, 100 forces it)
     logprobs: bool = False  # report each answer token's log probability (see events.TokenLogprobs)
     top_logprobs: int | None = None  # and this many most likely alternatives at each position
+    # OpenAI's response_format ({"type": "json_object"} or "json_schema" with its schema): the answer is that JSON.
+    response_format: Mapping[str, Any] | None = None
+
+    @property
+    def structured(self) -> bool:
+        """Whether the answer is a JSON document (json_object or json_schema), not prose."""
+        return bool(self.response_format) and (self.response_format or {}).get("type") != "text"
 
     def model_kwargs(self) -> dict[str, Any]:
         """The settings that were given, as chat-model call arguments."""
@@ -49,6 +56,7 @@ class Options:
             "logit_bias": dict(self.logit_bias) if self.logit_bias else None,
             "logprobs": self.logprobs or None,
             "top_logprobs": self.top_logprobs if self.logprobs else None,
+            "response_format": dict(self.response_format) if self.response_format and self.structured else None,
         }
         return {key: value for key, value in given.items() if value is not None}
 

@@ -41,8 +41,8 @@ class Verify:
         self.also_known = also_known  # the instructions: what the operator wrote is not an invention
 
     def __call__(self, turn: Turn) -> VerifyGuard | PassThrough:
-        if turn.retrieval is None or not turn.retrieval.sources:
-            return PassThrough()
+        if turn.retrieval is None or not turn.retrieval.sources or turn.options.structured:
+            return PassThrough()  # a structured answer is JSON, not sentences: fixing one would break the document
         return VerifyGuard(turn.retrieval.sources, turn.request, unsupported=self.unsupported, also_known=self.also_known)
 
 

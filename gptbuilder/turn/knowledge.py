@@ -84,28 +84,34 @@ class RoutedTools:
 
 
 class Cite:
-    """Output stage: drops citation markers that name no source, then lists every source as a Citation."""
+    """Output stage: drops citation markers that name no source, then lists every source as a Citation.
+
+    With ``markers=False`` the text passes unchanged (a structured answer's "[3]" may be a JSON array).
+    """
 
     halted: str | None = None
 
-    def __init__(self, retrieval: Retrieval, *, private: bool = False):
+    def __init__(self, retrieval: Retrieval, *, private: bool = False, markers: bool = True):
         from ..knowledge.retriever import CitationFilter
 
         self.sources = retrieval.sources
         self.private = private  # private knowledge: name the sources, never hand out their text
+        self.markers = markers
         self.filter = CitationFilter({s.number for s in self.sources})
 
     def feed(self, event: Event) -> Iterable[Event]:
         """Text with unknown markers removed (a marker split across pieces is held until it closes)."""
         if not isinstance(event, TextDelta):
             return (event,)
-        text = self.filter.feed(event.text)
+        text = self.filter.feed(event.text)  # also notes which sources the text cites
+        if not self.markers:
+            return (event,)
         return (TextDelta(text),) if text else ()
 
     def finish(self) -> Iterator[Event]:
         """The held-back tail, then the sources, marked `cited` when the answer referred to them."""
         tail = self.filter.flush()
-        if tail:
+        if tail and self.markers:
             yield TextDelta(tail)
         for s in self.sources:
             yield Citation(s.number, s.source, "" if self.private else s.text, s.locator, s.number in self.filter.cited)
