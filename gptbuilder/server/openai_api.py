@@ -32,7 +32,8 @@ from ..events import (
     ToolResult,
     Transcript,
 )
-from ..models.base import vocabulary_size
+from ..models.base import check_json_schema, vocabulary_size
+from ..models.structured import answer_schema
 from .auth import Caller
 from .errors import APIError, guarded_stream
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -310,6 +311,7 @@ def _options(st: ServerState, body: ChatCompletionRequest | CompletionRequest, c
         "logit_bias": getattr(body, "logit_bias", None),
         "logprobs": logprobs,
         "top_logprobs": top_logprobs,
+        "response_format": body.agent_response_format(),
         "owner": f"key:{caller.key_id}",
         "pending": st.pending,
     }
@@ -325,6 +327,24 @@ def _chat_options(st: ServerState, body: ChatCompletionRequest, caller: Caller) 
         "approvals": body.approvals,
         **({"client_tools": tools, "tool_choice": choice} if tools else {}),
     }
+
+
+async def check_response_format(agent: Agent, response_format: dict[str, Any] | None, param: str = "response_format") -> None:
+    """400 naming ``param`` when the GPT's model cannot hold an answer to the schema; a local model compiles its grammar
+    here, once, so that the answer does not fail after it started streaming (a remote model checks its own)."""
+    schema = answer_schema(response_format)
+    if schema is None:
+        return
+    try:
+        await run_in_threadpool(check_json_schema, agent.model, schema)  # may load a local model's weights
+    except InputError as exc:
+        raise APIError(400, f"{param}: {exc}", param=param, code="invalid_value") from None
+
+
+def citation_mode(requested: Citations | None, st: ServerState, response_format: dict[str, Any] | None) -> Citations:
+    """The request's citations, else the server's; "field" for "inline" on a structured answer (footnotes would break its JSON)."""
+    mode = requested or st.config.citations
+    return "field" if mode == "inline" and response_format else mode
 
 
 async def check_logit_bias(agent: Agent, bias: dict[int, float] | None) -> None:
@@ -356,11 +376,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, caller
     agent = await st.agent(body.model)
     shadowed = offer_client_tools(agent, options)
     await check_logit_bias(agent, body.logit_bias)
+    await check_response_format(agent, options["response_format"])
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
     reply = _Reply(
         tool_names(options.get("client_tools")), logprobs=options["logprobs"], legacy_functions=body.legacy_functions,
-        citations=body.citations or st.config.citations,
+        citations=citation_mode(body.citations, st, options["response_format"]),
     )
     ids = _ids("chatcmpl", agent)
     if body.stream:
@@ -448,9 +469,10 @@ async def _completions(body: CompletionRequest, request: Request, caller: Caller
     options = _options(st, body, caller)
     agent = await st.agent(_completion_body(body, gpt_id))
     await check_logit_bias(agent, body.logit_bias)
+    await check_response_format(agent, options["response_format"])
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
-    reply = _Reply(logprobs=options["logprobs"], citations=body.citations or st.config.citations)
+    reply = _Reply(logprobs=options["logprobs"], citations=citation_mode(body.citations, st, options["response_format"]))
     ids = _ids("cmpl", agent)
     prefix = body.text() if body.echo else ""
     if body.stream:

@@ -27,6 +27,8 @@ from .openai_api import (
     _Reply,
     _state,
     authorized,
+    check_response_format,
+    citation_mode,
     offer_client_tools,
     shadowed_headers,
     sse_event,
@@ -34,7 +36,7 @@ from .openai_api import (
     tool_names,
 )
 from .responses_store import ResponseStore
-from .schemas import FunctionDef, RequestBody
+from .schemas import FunctionDef, RequestBody, ResponseFormat
 from .state import ServerState
 
 router = APIRouter(prefix="/v1")
@@ -76,11 +78,22 @@ class ResponseRequest(RequestBody):
 
     @field_validator("text")
     @classmethod
-    def _plain_text(cls, text: dict[str, Any] | None) -> dict[str, Any] | None:
-        kind = ((text or {}).get("format") or {}).get("type", "text")
-        if kind != "text":
-            raise ValueError(f"format {kind!r} (structured output) is not supported; answers are plain text")
+    def _text_format(cls, text: dict[str, Any] | None) -> dict[str, Any] | None:
+        if text and text.get("format") is not None:
+            ResponseFormat.checked(_chat_format(text["format"]), "text.format", flat=True)
         return text
+
+    def response_format(self) -> dict[str, Any] | None:
+        """`text.format` as chat's response_format for the agent (None for plain text)."""
+        checked = ResponseFormat.checked(_chat_format((self.text or {}).get("format")), "text.format", flat=True)
+        return checked.for_agent() if checked else None
+
+    def echoed_format(self) -> dict[str, Any]:
+        """`text` as the response object echoes it: the format in the Responses API's flat shape."""
+        chat = self.response_format()
+        if chat is None or chat["type"] != "json_schema":
+            return {"format": chat or {"type": "text"}}
+        return {"format": {"type": "json_schema", **chat["json_schema"]}}
 
     @field_validator("background")
     @classmethod
@@ -95,6 +108,13 @@ class ResponseRequest(RequestBody):
         if conversation is not None:
             raise ValueError("the Conversations API is not supported; continue a conversation with previous_response_id")
         return conversation
+
+
+def _chat_format(format_: Any) -> Any:
+    """A Responses `text.format` (json_schema's name, schema and strict beside its type) in chat's response_format shape."""
+    if isinstance(format_, dict) and format_.get("type") == "json_schema":
+        return {"type": "json_schema", "json_schema": {k: v for k, v in format_.items() if k != "type"}}
+    return format_
 
 
 def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -401,14 +421,17 @@ async def create_response(body: ResponseRequest, request: Request, caller: Calle
         "approvals": body.approvals,
         "owner": _owner(caller),
         "pending": st.pending,
+        "response_format": body.response_format(),
         **({"client_tools": tools, "tool_choice": choice} if tools else {}),
     }
     agent = await st.agent(body.model)
     shadowed = offer_client_tools(agent, options)
+    await check_response_format(agent, options["response_format"], "text.format")
     started = time.perf_counter()
     events = await st.generate(agent, messages, options)
     names = tool_names(options.get("client_tools"))
-    answer = _Answer(_response(body, agent, echoed), client_tools=names, citations=body.citations or st.config.citations)
+    citations = citation_mode(body.citations, st, options["response_format"])
+    answer = _Answer(_response(body, agent, echoed), client_tools=names, citations=citations)
     if shadowed:
         answer.response["shadowed_tools"] = shadowed
     turn = _Turn(st, caller, agent, events, answer, asked, started, body.store)
@@ -438,7 +461,7 @@ def _response(body: ResponseRequest, agent: Agent, tools: list[dict[str, Any]]) 
         "reasoning": {"effort": None, "summary": None},
         "store": body.store,
         "temperature": body.temperature,
-        "text": {"format": {"type": "text"}},
+        "text": body.echoed_format(),
         "tool_choice": body.tool_choice or "auto",
         "tools": tools,
         "top_p": body.top_p,

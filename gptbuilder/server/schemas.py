@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..errors import did_you_mean
@@ -117,6 +117,65 @@ class StreamOptions(RequestBody):
     include_obfuscation: bool | None = None
 
 
+class JsonSchemaFormat(BaseModel):
+    """`response_format.json_schema`: the JSON Schema an answer follows, named as OpenAI names it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = Field(None, max_length=4000)
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _compilable(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        from ..errors import InputError
+        from ..models.structured import check_schema
+
+        try:
+            check_schema(schema)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return schema
+
+
+class ResponseFormat(BaseModel):
+    """`response_format`: text, any JSON object (`json_object`), or JSON following a schema (`json_schema`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs 'json_schema': {name, schema, strict}")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise ValueError(f"'json_schema' goes with type json_schema, not {self.type}")
+        return self
+
+    def for_agent(self) -> dict[str, Any] | None:
+        """The format as the agent takes it (OpenAI's shape), None for plain text."""
+        return None if self.type == "text" else self.model_dump(by_alias=True, exclude_none=True)
+
+    @classmethod
+    def checked(cls, value: Any, param: str, *, flat: bool = False) -> ResponseFormat | None:
+        """``value`` validated, every problem a 400 naming ``param``; ``flat``: the Responses API's shape, its
+        json_schema fields beside `type`, was given (and its problems are named so)."""
+        if value is None or isinstance(value, ResponseFormat):
+            return value
+        try:
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            where = where.removeprefix("json_schema.") if flat else where
+            why = problem["msg"].removeprefix("Value error, ")
+            raise _problem("invalid_value", param, "{param}{where}: {why}", where=f".{where}" if where else "", why=why) from None
+
+
 def _problem(code: str, param: str, message: str, **context: Any) -> PydanticCustomError:
     """A validation error with OpenAI's code, naming its parameter (server/errors.py reads both)."""
     return PydanticCustomError(code, message, {"param": param, **context})
@@ -157,6 +216,7 @@ class _Sampling(RequestBody):
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
     citations: Literal["off", "field", "inline"] | None = Field(
         None,
         description="gptbuilder: the sources in a `citations` field (field), also as footnotes in the text (inline, for "
@@ -174,6 +234,15 @@ class _Sampling(RequestBody):
                     hint = did_you_mean(str(name), cls.model_fields)
                     raise _problem("unknown_parameter", str(name), "Unrecognized request argument supplied: {param}{hint}", hint=hint)
         return data
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _response_format(cls, value: Any) -> Any:
+        return ResponseFormat.checked(value, "response_format")
+
+    def agent_response_format(self) -> dict[str, Any] | None:
+        """`response_format` for the agent: None for plain text."""
+        return self.response_format.for_agent() if self.response_format else None
 
     @field_validator("n")
     @classmethod
@@ -216,7 +285,6 @@ class ChatCompletionRequest(_Sampling):
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     functions: list[FunctionDef] | None = Field(None, max_length=128, description="Deprecated: tools")
     function_call: Literal["none", "auto"] | FunctionName | None = Field(None, description="Deprecated: tool_choice")
-    response_format: dict[str, Any] | None = Field(None, description="Taken; not applied yet (structured output)")
     # Harmless: taken and without effect here (see the README's "OpenAI parameters").
     parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = Field(None, max_length=16)

@@ -253,7 +253,7 @@ def test_citations_ride_in_an_extra_field(make_app, live, write_spec, gpts_dir):
         ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "[1]"}]}, "input[0].arguments"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
         ({"input": []}, "input"),
-        ({"input": "x", "text": {"format": {"type": "json_object"}}}, "text"),
+        ({"input": "x", "text": {"format": {"type": "bogus"}}}, "text.format"),
         ({"input": "x", "background": True}, "background"),
     ],
 )
