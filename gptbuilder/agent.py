@@ -340,15 +340,18 @@ def compile_agent(
         from .tools.compile import build_tools
 
         tools = build_tools(loaded)
+    if model is None:
+        model = create_model(loaded.spec.model, base_dir=loaded.folder)
     knowledge = None
     if loaded.spec.knowledge is not None:
         from .knowledge.index import KnowledgeIndex
+        from .knowledge.rerank import reranker_for
         from .knowledge.retriever import KnowledgeBase
         from .settings import Settings
 
         folder = Path(data_dir) if data_dir is not None else Settings.from_env().data_dir
         index = KnowledgeIndex(loaded.id, loaded.spec.knowledge, loaded.folder, folder, embedder=embedder)
-        knowledge = KnowledgeBase(index, loaded.spec.knowledge)
+        knowledge = KnowledgeBase(index, loaded.spec.knowledge, reranker=reranker_for(loaded, model))  # the judge is the model
     curated = None
     if loaded.spec.curated_answers:
         from .curated import curated_answers_for
@@ -362,13 +365,13 @@ def compile_agent(
     guards: list[Callable[[Turn], OutputStage]] = []
     private = knowledge is not None and knowledge.config.private
     if knowledge is not None and knowledge.config.answer_mode == "verified":
+        from .knowledge.entailment import entailment_for
         from .turn.grounding import Verify
 
-        guards.append(Verify(unsupported=knowledge.config.unsupported, also_known=loaded.instructions, private=private))
+        guards.append(Verify(unsupported=knowledge.config.unsupported, also_known=loaded.instructions, private=private,
+                             entailment=entailment_for(loaded)))
     if loaded.spec.protect_instructions or private:
         from .turn.guards import ProtectEcho
 
         guards.append(ProtectEcho(loaded.instructions if loaded.spec.protect_instructions else "", private_knowledge=private))
-    if model is None:
-        model = create_model(loaded.spec.model, base_dir=loaded.folder)
     return Agent(loaded, model, knowledge=knowledge, tools=tools, curated=curated, output_guards=guards, router=router)

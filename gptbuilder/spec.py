@@ -74,6 +74,40 @@ class ModelConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings")
 
 
+class RerankConfig(_Strict):
+    """`knowledge.rerank`: the first search's best candidates rescored by a cross-encoder or the GPT's own model."""
+
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A cross-encoder: a folder (relative to the spec) or a model already in the local Hugging Face "
+        "cache; never downloaded",
+    )
+    judge: Literal["model"] | None = Field(
+        default=None, description="model: the GPT's own chat model says yes or no for each candidate (one call each)"
+    )
+    candidates: int = Field(default=20, ge=2, le=100, description="How many of the first search's best are rescored")
+
+    @model_validator(mode="after")
+    def _one_scorer(self) -> RerankConfig:
+        if (self.model is None) == (self.judge is None):
+            raise ValueError("give rerank exactly one of 'model' (a cross-encoder folder) and 'judge: model'")
+        return self
+
+
+class EntailmentConfig(_Strict):
+    """`knowledge.entailment`: verified answers' sentences also checked by an NLI cross-encoder against the sources."""
+
+    model: str = Field(
+        min_length=1,
+        description="An NLI cross-encoder: a folder (relative to the spec) or a model already in the local Hugging Face "
+        "cache; never downloaded",
+    )
+    threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Least probability that the sources entail a sentence for it to be shown"
+    )
+
+
 class KnowledgeConfig(_Strict):
     """Files the GPT answers from, and how they are searched."""
 
@@ -97,11 +131,18 @@ class KnowledgeConfig(_Strict):
         default="quote",
         description="verified mode: what happens to a sentence with a claim the sources do not support",
     )
+    rerank: RerankConfig | None = Field(default=None, description="Rescore the search's best candidates before top_k")
+    entailment: EntailmentConfig | None = Field(
+        default=None, description="verified mode: also hold each sentence to an NLI model's judgement of the sources"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KnowledgeConfig:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("chunk_overlap must be smaller than chunk_size")
+        if self.entailment is not None and self.answer_mode != "verified":
+            raise ValueError(f"entailment checks verified answers; with answer_mode: {self.answer_mode} nothing would "
+                             "be checked: set answer_mode: verified or remove entailment")
         return self
 
 

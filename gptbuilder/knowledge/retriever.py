@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..spec import KnowledgeConfig
-from .index import IndexReport, KnowledgeIndex
+from .index import Hit, IndexReport, KnowledgeIndex
+
+if TYPE_CHECKING:
+    from .rerank import Reranker
 
 NO_MATCH_MESSAGE = (
     "I couldn't find anything about that in my knowledge files, so I won't guess. "
@@ -41,9 +44,10 @@ class Retrieval:
 class KnowledgeBase:
     """A GPT's knowledge: re-indexed lazily when its files change, searched per question."""
 
-    def __init__(self, index: KnowledgeIndex, config: KnowledgeConfig):
+    def __init__(self, index: KnowledgeIndex, config: KnowledgeConfig, *, reranker: Reranker | None = None):
         self.index = index
         self.config = config
+        self.reranker = reranker  # `knowledge.rerank`: reorders the search's best candidates before top_k
         self._fresh_lock = threading.Lock()
 
     def ensure_fresh(self) -> IndexReport | None:
@@ -52,7 +56,7 @@ class KnowledgeBase:
             return self.index.update() if self.index.is_stale() else None
 
     def retrieve(self, query: str) -> Retrieval:
-        """Sources for a question: all knowledge when it is small, else the top-k passing min_score."""
+        """Sources for a question: all knowledge when it is small, else the top-k passing min_score (reranked if set)."""
         self.ensure_fresh()
         limit = self.config.full_context_under_tokens
         if limit:
@@ -61,10 +65,26 @@ class KnowledgeBase:
                 return Retrieval(
                     tuple(Source(n, name, text, {}, 1.0) for n, (name, text) in enumerate(whole, 1)), whole=True
                 )
-        hits = self.index.search(query)
+        rerank = self.config.rerank
+        depth = max(rerank.candidates, self.config.top_k) if rerank and self.reranker else self.config.top_k
+        hits = self.index.search(query, k=depth)
         floor = self.config.min_score
         kept = [h for h in hits if floor is None or h.similarity >= floor]
+        if self.reranker is not None and len(kept) > 1:
+            kept = reranked(self.reranker, query, kept)
+        kept = kept[: self.config.top_k]
         return Retrieval(tuple(Source(n, h.source, h.text, h.locator, h.similarity) for n, h in enumerate(kept, 1)))
+
+
+def reranked(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
+    """The hits in the reranker's order, best first (ties keep the search's order); each read with its headings."""
+    scores = reranker.scores(query, [_with_headings(h) for h in hits])
+    return [hits[n] for n in sorted(range(len(hits)), key=lambda n: -scores[n])]
+
+
+def _with_headings(hit: Hit) -> str:
+    headings = hit.locator.get("headings")
+    return f"{' > '.join(headings)}\n{hit.text}" if headings else hit.text
 
 
 def context_block(retrieval: Retrieval) -> str:

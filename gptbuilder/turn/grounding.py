@@ -4,8 +4,11 @@ The guard reads the answer sentence by sentence as it streams. Each sentence's c
 times, dates, durations, contacts, names: `knowledge.claims`) must be stated by the retrieved passages,
 the question, the GPT's instructions or a tool result of this turn. A sentence that passes is released at
 once, so the answer still arrives sentence by sentence; one that does not is dropped, replaced by the
-source sentence that best supports it (`quote`), or marked, per `knowledge.unsupported`. Code blocks pass
-unchecked. At the end a Grounding event says what was checked and changed.
+source sentence that best supports it (`quote`), or marked, per `knowledge.unsupported`. With
+`knowledge.entailment`, a sentence whose claims pass (or that has none but states something about what the
+sources cover) must also be entailed, per an NLI model, by its best-matching source sentences; below the
+threshold it is treated as unsupported too. Code blocks pass unchecked. At the end a Grounding event says
+what was checked and changed.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from langchain_core.messages import BaseMessage
 from ..events import Event, Grounding, TextDelta, ToolResult, Usage
 from ..knowledge.claims import Claim, Evidence, claims
 from ..knowledge.extract import Embed, SourceSentence, extract, rank, source_sentences, stems
+from ..knowledge.retriever import Source
 from .base import RunResult, Turn
 
 if TYPE_CHECKING:
-    from ..knowledge.retriever import Source
+    from ..knowledge.entailment import EntailmentCheck
 
 Unsupported = Literal["drop", "quote", "mark"]
 MARK = " *(not confirmed by the sources)*"
@@ -31,19 +35,36 @@ _FENCE = "```"
 _BOUNDARY = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 # "1. " opening a list item ends no sentence: the item is checked, and kept, whole.
 _LIST_NUMBER = re.compile(r"\s*\d{1,3}\.")
+PREMISES = 3  # source sentences an entailment check reads a sentence against: each alone, then together
 
 
 class Verify:
     """Output guard factory: for each turn that found sources, a VerifyGuard over them."""
 
-    def __init__(self, *, unsupported: Unsupported = "quote", also_known: str = "", private: bool = False):
+    def __init__(
+        self,
+        *,
+        unsupported: Unsupported = "quote",
+        also_known: str = "",
+        private: bool = False,
+        entailment: EntailmentCheck | None = None,
+    ):
         self.unsupported: Unsupported = "drop" if private and unsupported == "quote" else unsupported
         self.also_known = also_known  # the instructions: what the operator wrote is not an invention
+        self.entailment = entailment
+
+    def warm(self) -> None:
+        """Load the entailment model now (and run it once), so the first checked answer does not wait for it."""
+        if self.entailment is not None:
+            self.entailment.probability(["We open at 7am."], "We open at 7am.")
 
     def __call__(self, turn: Turn) -> VerifyGuard | PassThrough:
         if turn.retrieval is None or not turn.retrieval.sources or turn.options.structured:
             return PassThrough()  # a structured answer is JSON, not sentences: fixing one would break the document
-        return VerifyGuard(turn.retrieval.sources, turn.request, unsupported=self.unsupported, also_known=self.also_known)
+        return VerifyGuard(
+            turn.retrieval.sources, turn.request, unsupported=self.unsupported, also_known=self.also_known,
+            entailment=self.entailment,
+        )
 
 
 class PassThrough:
@@ -63,10 +84,19 @@ class VerifyGuard:
 
     halted: str | None = None
 
-    def __init__(self, sources: Iterable[Source], question: str, *, unsupported: Unsupported, also_known: str = ""):
+    def __init__(
+        self,
+        sources: Iterable[Source],
+        question: str,
+        *,
+        unsupported: Unsupported,
+        also_known: str = "",
+        entailment: EntailmentCheck | None = None,
+    ):
         self.sources = tuple(sources)
         self.question = question
         self.unsupported = unsupported
+        self.entailment = entailment
         self._known = [question, also_known]  # stated outright: true wherever the answer repeats it
         self._evidence = Evidence(self._known)
         self._candidates = source_sentences(self.sources)
@@ -75,6 +105,8 @@ class VerifyGuard:
         # about what the answer's sentence (or the question) is about, so "2 working days" for replies to
         # warranty claims does not back "a refund takes 2 working days".
         self._stated = [(stems(f"{c.heading} {c.text}"), Evidence([c.text])) for c in self._candidates]
+        self._covered = set().union(*(subject for subject, _ in self._stated))  # what the sources are about
+        self._premises: list[SourceSentence] | None = None  # what an entailment check may read: sources, instructions, tools
         self._quoted: set[str] = set()
         self._buffer = ""
         self._released = ""
@@ -86,6 +118,8 @@ class VerifyGuard:
         """Text comes out a checked sentence at a time; a tool's result becomes evidence; the rest passes."""
         if isinstance(event, ToolResult):
             self._known.append(event.content)
+            self._covered |= stems(event.content)
+            self._premises = None
             self._evidence = Evidence(self._known)
             return (event,)
         if not isinstance(event, TextDelta):
@@ -163,16 +197,45 @@ class VerifyGuard:
             self._sentences += 1
         self._claims += len(found)
         missing = [c for c in found if not self._supported(c, sentence)]
-        if not missing:
+        entailed = None
+        if not missing and self.entailment is not None and self._states_something(sentence, found):
+            entailed = self._entailed(sentence)
+        threshold = self.entailment.threshold if self.entailment is not None else 0.0
+        if not missing and (entailed is None or entailed >= threshold):
             return sentence
         action, replacement = self._fix(sentence, missing)
-        self._changes.append({
+        change: dict[str, Any] = {
             "sentence": sentence.strip(),
             "unsupported": [c.text for c in missing],
             "action": action,
             "replacement": replacement,
-        })
+        }
+        if entailed is not None:
+            change["entailment"] = round(entailed, 3)
+        self._changes.append(change)
         return replacement
+
+    def _states_something(self, sentence: str, found: list[Claim]) -> bool:
+        """Whether an entailment check applies: a statement (no question) with claims, or on what the sources cover.
+
+        "Hope this helps!" shares no word with the sources and is not held to them; "Refunds are not possible" is.
+        """
+        plain = _without_inline_code(sentence).strip()
+        if not plain or plain.rstrip("*_ )").endswith(("?", "？")):
+            return False
+        return bool(found) or bool(stems(plain) & self._covered)
+
+    def _entailed(self, sentence: str) -> float:
+        """The NLI model's probability that the best-matching source sentences (or a tool's result) entail this one."""
+        assert self.entailment is not None
+        if self._premises is None:
+            known = (Source(0, "", text, {}, 1.0) for text in self._known[1:] if text)  # not the question: it asserts nothing
+            self._premises = self._candidates + source_sentences(known)
+        ranked = [c for _, c in rank(sentence, self._premises)[:PREMISES]]
+        premises = [f"{c.heading}: {c.text}" if c.heading else c.text for c in ranked]
+        if len(premises) > 1:
+            premises.append(" ".join(premises))
+        return self.entailment.probability(premises, _without_inline_code(sentence).strip()) if premises else 0.0
 
     def _supported(self, claim: Claim, sentence: str) -> bool:
         """Stated by the question, instructions or a tool result, or by a source sentence on the same subject."""
@@ -194,7 +257,10 @@ class VerifyGuard:
     def _best_quote(self, sentence: str, missing: list[Claim]) -> SourceSentence | None:
         """The source sentence that says what this sentence tried to: most words shared, and claims of its kinds."""
         kinds = {c.kind for c in missing}
-        usable = [c for c in self._candidates if c.text not in self._quoted and {k.kind for k in claims(c.text)} & kinds]
+        usable = [
+            c for c in self._candidates
+            if c.text not in self._quoted and (not kinds or {k.kind for k in claims(c.text)} & kinds)
+        ]
         for about in (self.question, sentence):  # what was asked first: the wrong sentence may be off the subject
             ranked = rank(about, usable)
             if ranked and ranked[0][0] > 0:
