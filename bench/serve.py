@@ -12,6 +12,12 @@
    then all at once; ``--rounds`` alternate the two, keeping each side's best. Targets: all complete; every
    concurrent answer equals its solo answer (no token of one stream lands in another); aggregate tokens/s
    >= 0.9x a single stream.
+3. Warm start on the embedded model: `gptbuilder serve` is started as a process for a GPT with a calculator
+   tool and knowledge (indexed beforehand, as on any restart), once with ``--lazy`` (each GPT loads on its
+   first request: the before) and once warming every GPT before /ready says ready (the default). Each run
+   times process start to /ready 200, then the first tool-using request against the same request asked
+   again ``--later`` times, each after another question (median). Target: with warm-up, the first
+   request within 2x a later one.
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import re
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +43,16 @@ from fastapi.responses import Response
 
 FAKE_SPEC = "name: Bench\ninstructions: Be brief.\nmodel: {provider: fake, options: {replies: ['The answer is forty-two, as always.']}}\n"
 REAL_SPEC = "name: Smol\ninstructions: You are a helpful assistant. Answer in one or two sentences.\n"
+TOOL_SPEC = """name: Shop calculator
+instructions: You help with the shop's prices. Use the calculator for any arithmetic.
+conversation_starters: ["What do 3 pairs of boots cost?"]
+model: {max_tokens: 48}
+knowledge: {files: ["knowledge/*.md"], on_no_match: answer}
+tools: [{builtin: calculator}]
+"""
+PRICES = "# Prices\n\nA pair of hiking boots costs 120 euros. Socks cost 9 euros a pair. Shipping is free over 50 euros.\n"
+# Each of these is routed to the calculator (the router's similarity clears its threshold): tool-using requests.
+TOOL_QUESTIONS = ["Calculate 120 * 3.", "Calculate 12 * 7.", "Calculate 9 * 14.", "Calculate 64 / 8.", "Calculate 3 * 120 + 2 * 9."]
 TOPICS = [
     "the sea", "mountains", "coffee", "bicycles", "the moon", "libraries", "rain", "trains",
     "gardens", "music", "bread", "winter", "bees", "maps", "clocks", "rivers",
@@ -206,6 +226,74 @@ def embedded(args: argparse.Namespace, folder: Path) -> tuple[bool, bool, float]
     return complete, all(same), aggregate / single
 
 
+def _serve_process(gpts: Path, data: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str, float]:
+    """Start `gptbuilder serve` as a process; its URL and the seconds from start to /ready 200."""
+    port = _free_port()
+    command = shutil.which("gptbuilder") or str(Path(sys.executable).with_name("gptbuilder"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTBUILDER_")}  # no keys, no lazy from the shell
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [command, "--gpts", str(gpts), "--data", str(data), "serve", "--port", str(port), *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    while time.monotonic() - started < 600:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return process, url, time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)  # polling a process's readiness from outside: there is no event to wait on
+    process.terminate()
+    raise RuntimeError("serve was not ready in 600 s")
+
+
+def _ask(url: str, question: str) -> float:
+    body = {"model": "shop", "messages": [{"role": "user", "content": question}], "temperature": 0, "seed": 7}
+    started = time.perf_counter()
+    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600)
+    response.raise_for_status()
+    seconds = time.perf_counter() - started
+    if not response.json()["choices"][0]["message"].get("tool_steps"):
+        raise RuntimeError(f"{question!r} was answered without the calculator: not a tool-using request")
+    return seconds
+
+
+def warm_start(args: argparse.Namespace, folder: Path) -> float:
+    """Part 3: process start to /ready, and the first tool-using request against later ones, lazy and warmed."""
+    gpts, data = folder / "gpts-warm", folder / "data-warm"
+    (gpts / "knowledge").mkdir(parents=True)
+    (gpts / "knowledge" / "prices.md").write_text(PRICES, encoding="utf-8")
+    (gpts / "shop.yaml").write_text(TOOL_SPEC, encoding="utf-8")
+    command = shutil.which("gptbuilder") or str(Path(sys.executable).with_name("gptbuilder"))
+    subprocess.run([command, "--gpts", str(gpts), "--data", str(data), "index", "shop"], check=True, capture_output=True)
+    print("3. warm start, embedded SmolLM2-135M, a GPT with a calculator tool and knowledge;")
+    print(f"   later = the same request again, median of {args.later}, each after another question")
+    ratios = {}
+    for name, extra in (("lazy", ("--lazy",)), ("warmed", ())):
+        log = folder / f"serve-{name}.log"
+        process, url, ready = _serve_process(gpts, data, log, *extra)
+        try:
+            first = _ask(url, TOOL_QUESTIONS[0])
+            again = []
+            for other in TOOL_QUESTIONS[1 : 1 + args.later]:
+                _ask(url, other)  # another request in between, as in real traffic (the model keeps the last prompt)
+                again.append(_ask(url, TOOL_QUESTIONS[0]))  # the same answer again: the same tokens to generate
+            later = statistics.median(again)
+        finally:
+            process.terminate()
+            process.wait(30)
+        ratios[name] = first / later
+        warmed = re.search(r"warm-up: \d+ of \d+ GPTs in ([\d.]+) s", log.read_text())
+        took = f" (warm-up {warmed.group(1)} s of it)" if warmed else ""
+        print(f"   {name:<7} /ready after {ready:5.1f} s{took}   first tool request {first:5.2f} s   "
+              f"later {later:5.2f} s   ratio {ratios[name]:.1f}x")
+    print(f"   first request within {ratios['warmed']:.1f}x a later one with warm-up, {ratios['lazy']:.1f}x with --lazy (target <= 2x)")
+    return ratios["warmed"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=600)
@@ -213,7 +301,8 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2, help="rounds alternating the two sides of each part, best kept")
-    parser.add_argument("--only", choices=("overhead", "embedded"), help="run one part")
+    parser.add_argument("--later", type=int, default=3, help="later tool requests timed after the first (part 3)")
+    parser.add_argument("--only", choices=("overhead", "embedded", "warm"), help="run one part")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     ok = True
@@ -223,6 +312,8 @@ def main() -> int:
         if args.only in (None, "embedded"):
             complete, clean, stream_ratio = embedded(args, Path(tmp))
             ok = ok and complete and clean and stream_ratio >= 0.9
+        if args.only in (None, "warm"):
+            ok = warm_start(args, Path(tmp)) <= 2 and ok
     print("all targets met" if ok else "a target was missed")
     return 0 if ok or not args.strict else 1
 
