@@ -1,6 +1,7 @@
 """Knowledge retrieval on three corpora: hit@1, hit@5, MRR per search method and fusion, and indexing speed.
 
     python bench/retrieval.py [--corpora pyref,man,zh] [--no-speed] [--rounds 2] [--verbose] [--strict]
+                              [--rerank FOLDER|judge] [--rerank-candidates 20]
 
 Corpora, none written here but the last:
 
@@ -23,6 +24,10 @@ Indexing speed (pyref) is measured against raw `SentenceTransformer.encode` of t
 alternate the two sides and the best of each is kept. Our full index counts everything a user waits for:
 reading, chunking, embedding, Chroma writes and the BM25 index.
 
+With --rerank, a row more: the shipped hybrid's top --rerank-candidates reordered by a cross-encoder saved in
+FOLDER (`knowledge.rerank.model`), or by the embedded chat model as a yes/no judge (`judge`), and the
+seconds reranking took per question.
+
 Targets: hybrid >= the better of bm25 and dense on hit@1, hit@5 and MRR on each corpus (issue #14);
 indexing >= 0.8x raw encode throughput; a no-change re-index <= 5% of the full index time (issue #3).
 """
@@ -44,10 +49,13 @@ from typing import Any
 
 from corpora import manpages, zh_shop
 
+from gptbuilder.errors import ModelError
 from gptbuilder.knowledge.chunking import split_sections
 from gptbuilder.knowledge.embeddings import get_embedder, packaged_model_path
 from gptbuilder.knowledge.index import DEFAULT_FUSION, LEGACY_FUSION, Fusion, KnowledgeIndex
 from gptbuilder.knowledge.loaders import load_file
+from gptbuilder.knowledge.rerank import CrossEncoderReranker, JudgeReranker, Reranker
+from gptbuilder.knowledge.retriever import reranked
 from gptbuilder.knowledge.tokenize import LEGACY_TOKENIZER
 from gptbuilder.loader import load_spec
 
@@ -268,7 +276,7 @@ def describe(fusion: Fusion) -> str:
     return f"{fusion.method}{k} bm25 {fusion.bm25:g} dense {fusion.dense:g}"
 
 
-def evaluate(corpora: list[Corpus], verbose: bool) -> dict[str, Fusion]:
+def evaluate(corpora: list[Corpus], verbose: bool, rerank: tuple[Reranker, int] | None = None) -> dict[str, Fusion]:
     """Per corpus, rank every question by each method; tune the fusion on the tuning half; print the scoring half."""
     rows: dict[str, dict[str, list[int | None]]] = {}
     candidates: dict[str, list[dict[str, list[tuple[str, float]]]]] = {}
@@ -290,6 +298,14 @@ def evaluate(corpora: list[Corpus], verbose: bool) -> dict[str, Fusion]:
             "hybrid": [[i for i, _ in DEFAULT_FUSION.fuse(c)] for c in got],
         }
         rows[corpus.name] = {m: [corpus.rank(ids, n) for n, ids in enumerate(lists)] for m, lists in ranked.items()}
+        if rerank is not None:
+            reranker, depth = rerank
+            start = time.perf_counter()
+            lists = [[h.chunk_id for h in reranked(reranker, q, corpus.index.search(q, k=depth, mode="hybrid"))]
+                     for q, _, _ in corpus.questions]
+            seconds = (time.perf_counter() - start) / len(corpus.questions)
+            print(f"reranked {corpus.name}: {seconds:.2f} s per question ({depth} candidates, search included)")
+            rows[corpus.name][f"hybrid + rerank ({Path(reranker.name).name})"] = [corpus.rank(ids, n) for n, ids in enumerate(lists)]
         # the real search path agrees with the offline fusion
         for n, (question, _, _) in enumerate(corpus.questions[:5]):
             real = [h.chunk_id for h in corpus.index.search(question, k=K, mode="hybrid")]
@@ -366,9 +382,15 @@ def main() -> int:
     parser.add_argument("--no-speed", action="store_true", help="skip the indexing-speed measurement")
     parser.add_argument("--verbose", action="store_true", help="print each question's rank per method")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--rerank", metavar="FOLDER|judge", help="add a row reranked by this cross-encoder folder, "
+                        "or by the embedded chat model as a yes/no judge")
+    parser.add_argument("--rerank-candidates", type=int, default=20, help="how many hybrid results are reranked")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.rerank_candidates < K:
+        parser.error(f"--rerank-candidates must be at least {K}")
+    rerank = (rerank_model(args.rerank), args.rerank_candidates) if args.rerank else None
     names = [n.strip() for n in args.corpora.split(",") if n.strip()]
 
     root = Path(tempfile.mkdtemp(prefix="gptbuilder-bench-"))
@@ -383,8 +405,21 @@ def main() -> int:
         report = corpus.index.update()
         print(f"indexed {corpus.name}: {len(report.added)} files, {report.chunks} chunks in {time.perf_counter() - start:.1f} s")
         corpora.append(corpus)
-    evaluate(corpora, args.verbose)
+    evaluate(corpora, args.verbose, rerank)
     return 0 if speed_ok or not args.strict else 1
+
+
+def rerank_model(name: str) -> Reranker:
+    """The reranker --rerank names: the embedded chat model as judge, or a cross-encoder folder (checked now)."""
+    if name == "judge":
+        from gptbuilder.models.registry import create_model
+        from gptbuilder.spec import ModelConfig
+
+        return JudgeReranker(create_model(ModelConfig(), base_dir=Path.cwd()))
+    try:
+        return CrossEncoderReranker(name, field="--rerank")
+    except ModelError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def pyref_speed(root: Path, rounds: int, *, skip: bool) -> tuple[KnowledgeIndex, bool]:
