@@ -50,6 +50,7 @@ from typing import Any
 from corpora import manpages, zh_shop
 
 from gptbuilder.errors import ModelError
+from gptbuilder.knowledge.calibrate import calibrate
 from gptbuilder.knowledge.chunking import split_sections
 from gptbuilder.knowledge.embeddings import get_embedder, packaged_model_path
 from gptbuilder.knowledge.index import DEFAULT_FUSION, LEGACY_FUSION, Fusion, KnowledgeIndex
@@ -361,18 +362,18 @@ def evaluate(corpora: list[Corpus], verbose: bool, rerank: tuple[Reranker, int] 
 
 
 def calibration(corpus: Corpus) -> None:
-    """Whether a min_score on the top hit's similarity separates the questions from off-topic ones."""
-    right = []
-    for n, (question, _, _) in enumerate(corpus.questions):
-        hits = corpus.index.search(question, k=K, mode="hybrid")
-        right.extend(h.similarity for h in hits if corpus.answers(corpus.meta[h.chunk_id], n))
-    tops = {q: max((h.similarity for h in corpus.index.search(q, k=K, mode="dense")), default=0.0) for q in corpus.off_topic}
-    print(f"min_score ({corpus.index.embedder.name}): right passages' similarity "
-          f"{min(right, default=0):.3f}..{max(right, default=0):.3f}; off-topic questions' best similarity "
-          f"{min(tops.values()):.3f}..{max(tops.values()):.3f}")
-    ceiling = max(tops.values())
-    kept = sum(s > ceiling for s in right) / (len(right) or 1)
-    print(f"  a min_score just above the off-topic best ({ceiling:.3f}) keeps {kept:.0%} of the right passages")
+    """Whether a min_score on the best hit's similarity separates the questions from off-topic ones."""
+    result = calibrate(corpus.index, [question for question, _, _ in corpus.questions], corpus.off_topic)
+    on, off = result.on_topic.values(), result.off_topic.values()
+    print(f"min_score ({result.embedder}): questions' best similarity {min(on):.3f}..{max(on):.3f}; "
+          f"off-topic questions' {min(off):.3f}..{max(off):.3f}")
+    if result.suggested is not None:
+        print(f"  separates: min_score {result.suggested} refuses every off-topic question and no other")
+    else:
+        floor = result.least_wrong()
+        cut, through = result.refused(floor)
+        print(f"  does not separate: the fewest mistakes, min_score {floor}, refuses {len(cut)} of {len(on)} "
+              f"questions and lets {len(through)} of {len(off)} off-topic through")
 
 
 def main() -> int:

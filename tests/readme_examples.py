@@ -29,6 +29,7 @@ COMMANDS = [
     'gptbuilder chat assistant -m "Hi" --json',
     "gptbuilder index acme-support",
     'gptbuilder search acme-support "how long do I have to send shoes back?" --k 1',
+    "gptbuilder calibrate acme-support",
     'gptbuilder chat acme-support -m "How long does a refund take?"',
     'gptbuilder chat acme-support -m "What is your return window?"',
 ]

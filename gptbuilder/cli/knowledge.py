@@ -1,4 +1,4 @@
-"""`index` and `search`: build a GPT's knowledge index and query it without a model."""
+"""`index`, `search` and `calibrate`: build a GPT's knowledge index, query it and measure it, without a model."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("index")(index)
     app.command("search")(search)
+    app.command("calibrate")(calibrate)
 
 
 def index(
@@ -59,11 +60,7 @@ def search(
     if knowledge.is_stale():
         _warn(knowledge.update())
     if queries is not None:
-        try:
-            lines = [line.strip() for line in queries.read_text(encoding="utf-8", errors="replace").splitlines()]
-        except OSError as exc:
-            raise InputError(f"cannot read {queries}: {exc.strerror or exc}") from None
-        for line in filter(None, lines):
+        for line in _lines(queries):
             hits = knowledge.search(line, k=k, mode=mode)
             typer.echo(json.dumps({"query": line, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
@@ -78,6 +75,73 @@ def search(
         where = hit.locator.get("page") or " > ".join(hit.locator.get("headings", [])) or ""
         typer.echo(f"{rank}. {hit.source}{f' ({where})' if where else ''}  score={hit.score:.4f} similarity={hit.similarity:.3f}")
         typer.echo("   " + " ".join(hit.text.split())[:300])
+
+
+def calibrate(
+    ctx: typer.Context,
+    gpt_id: Annotated[str, typer.Argument(metavar="ID", help="GPT id")],
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="File of on-topic questions, one per line (besides the spec's tests)")
+    ] = None,
+    off_topic: Annotated[
+        Path | None, typer.Option("--off-topic", help="File of off-topic questions, one per line (besides the built-in ones)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores and verdict as JSON")] = False,
+) -> None:
+    """Measure whether a min_score can refuse off-topic questions with this GPT's embedder, and suggest one."""
+    from ..knowledge.calibrate import OFF_TOPIC, calibrate, questions_from_tests
+
+    gpt = Store(ctx.obj.gpts_dir).get(gpt_id)
+    knowledge = _index_for(ctx.obj, gpt_id)
+    if knowledge.is_stale():
+        _warn(knowledge.update())
+    on, off = questions_from_tests(gpt.spec.tests)
+    on += _lines(questions)
+    off += [*_lines(off_topic), *OFF_TOPIC]
+    if not on:
+        raise InputError(f"{gpt_id} has no on-topic questions to measure: add `tests:` to its spec or pass --questions FILE")
+    result = calibrate(knowledge, on, off)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{gpt_id} ({result.embedder}): {len(result.on_topic)} on-topic questions score "
+        f"{min(result.on_topic.values()):.2f}–{max(result.on_topic.values()):.2f}, {len(result.off_topic)} off-topic "
+        f"{min(result.off_topic.values()):.2f}–{max(result.off_topic.values()):.2f}"
+    )
+    suggested = result.suggested
+    if suggested is not None:
+        typer.echo(f"separates: min_score: {suggested} refuses every off-topic question and no on-topic one")
+    else:
+        lowest = min(result.on_topic.values())
+        above = sorted((s, q) for q, s in result.off_topic.items() if s >= lowest)
+        typer.echo(
+            f"does not separate: off-topic questions score up to {above[-1][0]:.2f}, at or above the lowest "
+            f"on-topic one ({lowest:.2f}), so every min_score refuses real questions or answers off-topic ones:"
+        )
+        for score, question in reversed(above[-5:]):
+            typer.echo(f"  {score:.2f}  {question}")
+        floor = result.least_wrong()
+        cut, through = result.refused(floor)
+        typer.echo(
+            f"the fewest mistakes: min_score {floor} refuses {len(cut)} on-topic and lets {len(through)} off-topic "
+            "through; an embedding_model made for the knowledge's language may separate them, and the "
+            "instructions can decline what gets through"
+        )
+    current = gpt.spec.knowledge.min_score if gpt.spec.knowledge else None
+    if current is not None:
+        cut, through = result.refused(current)
+        typer.echo(f"the spec's min_score {current}: refuses {len(cut)} on-topic, lets {len(through)} off-topic through")
+
+
+def _lines(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _index_for(settings: Settings, gpt_id: str) -> KnowledgeIndex:

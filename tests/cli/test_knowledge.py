@@ -1,4 +1,4 @@
-"""`gptbuilder index` and `gptbuilder search` through the CLI runner, with real embeddings."""
+"""`gptbuilder index`, `search` and `calibrate` through the CLI runner, with real embeddings."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def acme(write_spec, gpts_dir):
     (folder / "returns.md").write_text("# Returns\n## Window\nShoes can be returned within 30 days of delivery.\n", encoding="utf-8")
     (folder / "shipping.md").write_text("# Shipping\n## Times\nStandard delivery takes 3 to 5 business days.\n", encoding="utf-8")
     write_spec("acme", SPEC)
+    write_spec(
+        "calibrated",
+        SPEC + "  min_score: 0.9\ntests:\n  - ask: Can I return my shoes?\n    retrieves: [knowledge/returns.md]\n"
+        "  - ask: What is the meaning of life?\n    expect: {refuses: true}\n",
+    )
     write_spec("plain", "name: Plain\ninstructions: x\nmodel: {provider: fake}\n")
     return folder
 
@@ -78,6 +83,9 @@ def test_search_many_queries_prints_json_lines(acme, tmp_path):
         (["search", "acme", "x", "--search", "fuzzy"], "--search must be dense, bm25 or hybrid"),
         (["search", "acme", "--queries", "/nonexistent/q.txt"], "cannot read /nonexistent/q.txt"),
         (["index", "nope"], "unknown GPT 'nope'"),
+        (["calibrate", "acme"], "acme has no on-topic questions to measure"),
+        (["calibrate", "plain", "--questions", "/dev/null"], "plain has no knowledge"),
+        (["calibrate", "calibrated", "--off-topic", "/nonexistent/q.txt"], "cannot read /nonexistent/q.txt"),
     ],
 )
 def test_bad_knowledge_commands_fail_cleanly(acme, args, message):
@@ -90,3 +98,25 @@ def test_chat_json_includes_citations(acme):
     payload = json.loads(result.stdout)
     assert payload["citations"][0]["source"] == "knowledge/returns.md"
     assert payload["citations"][0]["locator"]["headings"] == ["Returns", "Window"]
+
+
+def test_calibrate_measures_the_specs_tests_and_extra_questions(acme, tmp_path):
+    extra = tmp_path / "questions.txt"
+    extra.write_text("How long does standard delivery take?\n", encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", "calibrated", "--questions", str(extra), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["embedder"] == "all-MiniLM-L6-v2"
+    assert set(report["on_topic"]) == {"Can I return my shoes?", "How long does standard delivery take?"}
+    assert "What is the meaning of life?" in report["off_topic"] and "澳大利亚的首都是哪里？" in report["off_topic"]
+    assert report["separates"] == (min(report["on_topic"].values()) > max(report["off_topic"].values()))
+
+
+def test_calibrate_text_names_the_floor_and_judges_the_specs_own(acme):
+    result = runner.invoke(app, ["calibrate", "calibrated"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("calibrated (all-MiniLM-L6-v2): 1 on-topic questions score")
+    assert lines[1].startswith(("separates: min_score: ", "does not separate: "))
+    # 0.9 is above anything MiniLM gives these short files, so the spec's floor refuses the real question.
+    assert lines[-1] == "the spec's min_score 0.9: refuses 1 on-topic, lets 0 off-topic through"
