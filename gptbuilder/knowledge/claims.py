@@ -1,6 +1,7 @@
-"""Checkable claims in text: amounts, percentages, times, dates, durations, phone numbers, e-mail addresses,
-URLs, other numbers and proper names, each normalised so that the same fact matches however it is written
-(``£42`` = ``42 pounds`` = ``£42.00``; ``7:00`` = ``7am``; ``2 weeks`` = ``14 days``; ``thirty days`` = ``30 days``).
+"""Checkable claims in text: amounts, percentages, times, dates, durations, sizes and other measures, phone
+numbers, e-mail addresses, URLs, other numbers (counts written as words too) and proper names, each normalised
+so that the same fact matches however it is written (``£42`` = ``42 pounds`` = ``£42.00``; ``7:00`` = ``7am``;
+``2 weeks`` = ``14 days``; ``thirty days`` = ``30 days``; ``10MB`` = ``10 megabytes``).
 
 The faithfulness guard (`turn.grounding`) asks, for each sentence of an answer, which of its claims the
 sources do not state.
@@ -100,12 +101,24 @@ def _cjk(text: str) -> str:
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _WORD_NUM = "|".join(sorted((w for w in _NUMBER_WORDS if len(w) > 2), key=len, reverse=True))
+_COUNT_WORD = "|".join(sorted((w for w, n in _NUMBER_WORDS.items() if n >= 2), key=len, reverse=True))
 _SYMBOL = "|".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
 _CUR_WORD = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS if len(w) > 1 or _CJK.match(w)), key=len, reverse=True))
 _UNIT = "|".join(sorted(_CJK_UNITS, key=len, reverse=True)) + (
     r"|business days?|working days?|minutes?|mins?|hours?|hrs?|days?|weeks?|fortnights?|months?|years?|seconds?"
 )
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# Units a number is measured in besides time and money, each as one spelling (10MB = 10 mb = 10 megabytes).
+_MEASURES = {
+    "kb": "kb", "kilobytes": "kb", "kilobyte": "kb", "mb": "mb", "megabytes": "mb", "megabyte": "mb", "gb": "gb",
+    "gigabytes": "gb", "gigabyte": "gb", "tb": "tb", "terabytes": "tb", "terabyte": "tb", "kib": "kib", "mib": "mib",
+    "gib": "gib", "kg": "kg", "kilograms": "kg", "kilogram": "kg", "kilos": "kg", "g": "g", "grams": "g",
+    "gram": "g", "mg": "mg", "lb": "lb", "lbs": "lb", "oz": "oz", "km": "km",
+    "kilometres": "km", "kilometers": "km", "kilometre": "km", "kilometer": "km", "cm": "cm", "mm": "mm",
+    "metres": "m", "meters": "m", "metre": "m", "meter": "m", "ml": "ml", "litres": "l", "liters": "l",
+    "litre": "l", "liter": "l", "px": "px", "pixels": "px", "ms": "ms", "milliseconds": "ms", "°c": "°c", "°f": "°f",
+}
+_MEASURE = "|".join(sorted((re.escape(u) for u in _MEASURES), key=len, reverse=True))
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)),
@@ -117,6 +130,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.IGNORECASE,
     )),
     ("percent", re.compile(rf"(?P<n>{_NUM})\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)),
+    ("quantity", re.compile(rf"(?<![\w.])(?P<n>{_NUM})\s?(?P<unit>{_MEASURE})(?![\w])", re.IGNORECASE)),
     ("time", re.compile(
         r"\b(?P<h>[01]?\d|2[0-3])(?::(?P<m>[0-5]\d))?\s?(?P<ap>a\.?m\.?|p\.?m\.?)(?![a-z])"
         r"|\b(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)\b"
@@ -126,12 +140,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("date", re.compile(
         rf"\b(?P<y1>\d{{4}})-(?P<mo1>\d{{1,2}})-(?P<d1>\d{{1,2}})\b"
         rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s(?:of\s)?(?P<mo2>{_MONTH})\.?(?:,?\s(?P<y2>\d{{4}}))?\b"
-        rf"|\b(?P<mo3>{_MONTH})\.?\s(?P<d3>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s(?P<y3>\d{{4}}))?",
+        rf"|\b(?P<mo3>{_MONTH})\.?\s(?P<d3>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s(?P<y3>\d{{4}}))?"
+        rf"|\b(?P<a4>\d{{1,2}})[/.](?P<b4>\d{{1,2}})[/.](?P<y4>\d{{4}})\b",
         re.IGNORECASE,
     )),
     ("duration", re.compile(rf"\b(?P<n>{_NUM}|{_WORD_NUM}|an?)[\s-](?P<unit>{_UNIT})\b", re.IGNORECASE)),
     ("phone", re.compile(r"(?<![\w.])\+?\d[\d ()-]{5,}\d(?![\w.])")),
-    ("number", re.compile(rf"(?<![\w.]){_NUM}(?![\w])")),
+    ("number", re.compile(rf"(?<![\w.]){_NUM}(?![\w])|\b(?:{_COUNT_WORD})\b(?![-‐])", re.IGNORECASE)),
 ]
 # A contraction is not a name ("Don't"), a possessive is ("Acme's").
 _NAME = re.compile(r"(?<![\w'’-])[A-Z][a-z]+(?![a-z])(?!['’](?!s\b))(?:[ -][A-Z][a-z]+(?![a-z])(?!['’](?!s\b)))*")
@@ -199,8 +214,10 @@ def _date(m: re.Match[str]) -> str:
         year, month, day = m.group("y1"), int(m.group("mo1")), int(m.group("d1"))
     elif m.group("d2"):
         year, month, day = m.group("y2"), _MONTHS[m.group("mo2").lower()], int(m.group("d2"))
-    else:
+    elif m.group("mo3"):
         year, month, day = m.group("y3"), _MONTHS[m.group("mo3").lower()], int(m.group("d3"))
+    else:
+        return f"{int(m.group('a4')):02d}/{int(m.group('b4')):02d} {m.group('y4')}"
     return f"{month:02d}-{day:02d}" + (f" {year}" if year else "")
 
 
@@ -219,7 +236,8 @@ _NORMALISE = {
     "date": _date,
     "duration": _duration,
     "phone": lambda m: re.sub(r"\D", "", m.group(0)),
-    "number": lambda m: _decimal(m.group(0)),
+    "quantity": lambda m: f"{_decimal(m.group('n'))} {_MEASURES[m.group('unit').lower()]}",
+    "number": lambda m: _number_word(m.group(0)),
 }
 
 
@@ -279,10 +297,13 @@ class Evidence:
                 amounts = {v.split(" ", 1)[1] for k, v in self._claims if k == "money"}
                 # A bare number supports an amount only where the passages write no amounts (a price table's cells).
                 return amount in amounts or (not amounts and amount in self._numbers)
-            case "percent" | "number":
+            case "number":
                 return claim.value in self._numbers
             case "date":
                 day = claim.value.split(" ")[0]
+                if "/" in day:  # 03/04: 3 April or March 4
+                    first, second = day.split("/")
+                    return any(k == "date" and v.split(" ")[0] in (f"{first}-{second}", f"{second}-{first}") for k, v in self._claims)
                 return any(k == "date" and v.split(" ")[0] == day for k, v in self._claims)
             case "phone":
                 return claim.value in self._digits

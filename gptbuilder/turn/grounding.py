@@ -192,7 +192,7 @@ class VerifyGuard:
         return self._checked(sentence) + space
 
     def _checked(self, sentence: str) -> str:
-        found = claims(_without_inline_code(sentence))
+        found = claims(_without_inline_code(sentence, values=True))
         if sentence.strip():
             self._sentences += 1
         self._claims += len(found)
@@ -294,5 +294,13 @@ class Extract:
         return RunResult("stop", Usage(0, 0))
 
 
-def _without_inline_code(text: str) -> str:
-    return re.sub(r"`[^`]*`", " ", text)
+def _without_inline_code(text: str, *, values: bool = False) -> str:
+    """The text without its `code` spans; with ``values``, a span that only holds a value (`0.3`, `10 MB`,
+    `http://127.0.0.1:7860`) stays as plain text, since a value in backticks is still a claim."""
+    if not values:
+        return _INLINE_CODE.sub(" ", text)
+    return _INLINE_CODE.sub(lambda m: m.group(1) if _VALUE.fullmatch(m.group(1).strip()) else " ", text)
+
+
+_INLINE_CODE = re.compile(r"`([^`]*)`")
+_VALUE = re.compile(r"(?:https?://|www\.)\S+|[£$€¥]?\d[\d.,:/]*\s?(?:%|[A-Za-z]{1,3})?")

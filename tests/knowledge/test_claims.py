@@ -36,6 +36,13 @@ def kinds(text: str) -> list[tuple[str, str]]:
         ("mail Help@Shop.example.", [("email", "help@shop.example")]),
         ("see https://www.shop.example/returns/.", [("url", "shop.example/returns")]),
         ("for 16 people", [("number", "16")]),
+        ("two different words", [("number", "2")]),
+        ("one of them, two-factor", []),
+        ("files up to 256MB", [("quantity", "256 mb")]),
+        ("10 megabytes", [("quantity", "10 mb")]),
+        ("weighs 2 kg, 30 cm long", [("quantity", "2 kg"), ("quantity", "30 cm")]),
+        ("on 03/14/2026", [("date", "03/14 2026")]),
+        ("on 3.4.2026", [("date", "03/04 2026")]),
         ("The Leeds shop is run by Anna Smith.", [("name", "leeds"), ("name", "anna smith")]),
     ],
 )
@@ -60,6 +67,22 @@ def test_a_bare_number_supports_an_amount_only_where_the_sources_write_no_amount
     assert Evidence(["Price (GBP): 42"]).unsupported("It costs £42.") == []
     assert [c.text for c in Evidence(["8 people £28", "28 days"]).unsupported("It costs £42.")] == ["£42"]
     assert Evidence(["8 people £28", "Orders 42 days ahead"]).unsupported("It costs £42.") != []
+
+
+def test_a_percentage_a_size_and_a_count_need_the_same_in_the_sources():
+    evidence = Evidence(["Pay in 3 instalments.", "Uploads of at most 10 MB.", "Address customers with Sie, never du."])
+    assert [c.text for c in evidence.unsupported("Special offers: 3% off.")] == ["3%"]
+    assert evidence.unsupported("Uploads may be 10MB.") == []
+    assert [c.text for c in evidence.unsupported("Uploads may be 10 GB, or 256KB each.")] == ["10 GB", "256KB"]
+    assert [c.text for c in evidence.unsupported("Sie and du are two different words.")] == ["two"]
+    assert Evidence(["Two sizes."]).unsupported("There are two sizes.") == []
+
+
+def test_a_numeric_date_matches_in_either_order():
+    evidence = Evidence(["Closed on 4 March 2026."])
+    assert evidence.unsupported("Closed on 04/03/2026.") == []
+    assert evidence.unsupported("Closed on 03/04/2026.") == []
+    assert [c.text for c in evidence.unsupported("Closed on 03/14/2026.")] == ["03/14/2026"]
 
 
 def test_names_must_appear_in_the_sources():

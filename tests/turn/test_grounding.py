@@ -45,6 +45,13 @@ def test_each_sentence_is_released_as_soon_as_it_is_checked():
     assert after_each == ["", "We open at 7am. ", "Orders need 3 days' notice. "]  # a sentence waits for the space after it
 
 
+def test_a_value_in_backticks_is_checked_while_code_is_not():
+    shown, tail = run(guard("drop"), ["Set it to `£9` or `price = 99`. It costs `£42` [1]. ", "Done."])
+    text = "".join(shown) + "".join(e.text for e in tail if isinstance(e, TextDelta))
+    assert "`£9`" not in text and "It costs `£42` [1]." in text
+    assert tail[-1].changes[0]["unsupported"] == ["£9"]
+
+
 def test_drop_and_mark():
     shown, tail = run(guard("drop"), WRONG)
     assert "£2.40" not in "".join(shown) and tail[-1].changes[0]["action"] == "dropped"
