@@ -111,10 +111,16 @@ def untrusted_problems(
         files = knowledge.get("files")
         for index, pattern in enumerate([files] if isinstance(files, str) else files if isinstance(files, list) else []):
             file(f"knowledge.files[{index}]", pattern)
-        embedding = knowledge.get("embedding_model")
-        if isinstance(embedding, str) and _is_path_name(embedding, folder):
-            report.refuse("knowledge.embedding_model", f"{embedding!r} is a path; specs saved through the store may "
-                          f"only name models, not files on the server; {trust_hint}")
+        rerank, entailment = knowledge.get("rerank"), knowledge.get("entailment")
+        models = {
+            "knowledge.embedding_model": knowledge.get("embedding_model"),
+            "knowledge.rerank.model": rerank.get("model") if isinstance(rerank, dict) else None,
+            "knowledge.entailment.model": entailment.get("model") if isinstance(entailment, dict) else None,
+        }
+        for where, name in models.items():
+            if isinstance(name, str) and _is_path_name(name, folder):
+                report.refuse(where, f"{name!r} is a path; specs saved through the store may only name models, "
+                              f"not files on the server; {trust_hint}")
     tools = data.get("tools")
     for index, entry in enumerate(tools if isinstance(tools, list) else []):
         where = f"tools[{index}]"

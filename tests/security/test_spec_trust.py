@@ -129,6 +129,17 @@ def test_a_model_name_that_is_a_path_is_refused_without_reading_it(store, tmp_pa
     assert CANARY not in str(result)
 
 
+@pytest.mark.parametrize("field, knowledge", [
+    ("knowledge.embedding_model", "embedding_model: ../outside/embedder"),
+    ("knowledge.rerank.model", "rerank: {model: ~/models/reranker}"),
+    ("knowledge.entailment.model", "entailment: {model: knowledge/acme}"),
+])
+def test_a_knowledge_model_that_is_a_path_is_refused(store, gpts_dir, field, knowledge):
+    spec = f"name: Peek\ninstructions: x\nmodel: {{provider: fake}}\nknowledge: {{files: [a.md], {knowledge}}}\n"
+    assert "is a path" in refused(save(store, "peek", spec), field)
+    assert not (gpts_dir / "peek.yaml").exists()
+
+
 def test_a_hub_id_or_registry_name_is_fine(store):
     assert save(store, "hub", "name: Hub\ninstructions: x\nmodel: {provider: fake, name: org/some-model}\n")["saved"] is True
 
