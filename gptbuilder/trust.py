@@ -117,9 +117,9 @@ def untrusted_problems(
             "knowledge.rerank.model": rerank.get("model") if isinstance(rerank, dict) else None,
             "knowledge.entailment.model": entailment.get("model") if isinstance(entailment, dict) else None,
         }
-        for where, name in models.items():
-            if isinstance(name, str) and _is_path_name(name, folder):
-                report.refuse(where, f"{name!r} is a path; specs saved through the store may only name models, "
+        for where, model_name in models.items():
+            if isinstance(model_name, str) and _is_path_name(model_name, folder):
+                report.refuse(where, f"{model_name!r} is a path; specs saved through the store may only name models, "
                               f"not files on the server; {trust_hint}")
     tools = data.get("tools")
     for index, entry in enumerate(tools if isinstance(tools, list) else []):
