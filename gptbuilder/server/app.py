@@ -59,10 +59,11 @@ def create_app(
     from the app's startup, or, in an app run without its lifespan, within the first /ready call.
     """
     config = config or ServerConfig.from_env()
-    if db is None:
-        from ..settings import Settings
+    from ..settings import Settings
 
-        db = Database.for_data_dir(store.data_dir or Settings.from_env().data_dir)
+    data_dir = store.data_dir or Settings.from_env().data_dir
+    if db is None:
+        db = Database.for_data_dir(data_dir)
     history = history or History(db)
     queue = ModelQueue(workers=config.workers, queue_size=config.queue_size)
     limiter = RateLimiter(config.limits_storage)
@@ -70,7 +71,7 @@ def create_app(
         store=store,
         config=config,
         history=history,
-        ledger=UsageLedger(db, prices=config.prices),
+        ledger=UsageLedger(db, prices=config.prices, journal=data_dir / "usage-journal"),
         limiter=limiter,
         queue=queue,
         metrics=Metrics(lambda: queue.depth),

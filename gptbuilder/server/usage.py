@@ -6,15 +6,18 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Date, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import CursorResult, Date, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..db import Base, Database
+from ..errors import DatabaseError
 from ..events import Usage
 from .config import Price
+from .usage_journal import Sums, UsageJournal, orphans
 
 logger = logging.getLogger("gptbuilder.server")
 
@@ -58,28 +61,58 @@ class UsageLine:
         }
 
 
+class UsageJournalRow(Base):
+    """How far into one process's usage journal the usage rows reach (see usage_journal.py)."""
+
+    __tablename__ = "api_usage_journal"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    applied: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the journal already in api_usage
+
+
+# A journal this long starts a successor at the next flush, and is deleted once its sums are written.
+ROTATE_BYTES = 1 << 20
+
+
 class UsageLedger:
     """Adds to and reads the usage table; increments are atomic, so replicas can count side by side.
 
     `add` only buffers (a database commit per request would cost more than the request); a background
-    thread writes the sums every ``flush_seconds``, and `lines` and `close` write them first.
+    thread writes the sums every ``flush_seconds``, and `lines` and `close` write them first. With a
+    ``journal`` folder each count is also appended to this process's journal first, and journals left by
+    processes that died before writing their sums are replayed, so a crash loses no request.
     """
 
-    def __init__(self, db: Database, *, prices: dict[str, Price] | None = None, flush_seconds: float = 1.0):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        prices: dict[str, Price] | None = None,
+        flush_seconds: float = 1.0,
+        journal: Path | None = None,
+    ):
         self.db = db
         self.prices = prices or {}
         self.flush_seconds = flush_seconds
-        self._pending: dict[tuple[date, str, str], list[int]] = {}
+        self._pending: Sums = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._journal_dir = journal
+        self._journal = UsageJournal(journal) if journal is not None else None
+        self._retired: list[UsageJournal] = []  # rotated out; deleted once their sums are written
+        self._replay_due = journal is not None
+        if journal is not None:
+            self._replay_quietly()
 
     def add(self, key_id: str, gpt_id: str, usage: Usage) -> None:
-        """Count one request and its tokens soon (buffered)."""
+        """Count one request and its tokens soon (buffered; journaled first when the ledger keeps a journal)."""
         key = (datetime.now(UTC).date(), key_id, gpt_id)
         with self._lock:
+            if self._journal is not None:
+                self._journal.append(key, usage)
             sums = self._pending.setdefault(key, [0, 0, 0])
             sums[0] += 1
             sums[1] += usage.prompt_tokens
@@ -91,67 +124,129 @@ class UsageLedger:
     def _run(self) -> None:
         while not self._closed:
             self._wake.wait(self.flush_seconds)
+            if self._closed:
+                return  # close() writes the rest, with the writer stopped
             try:
                 self.flush()
             except Exception:  # the sums stay pending; the next round retries
                 logger.exception("could not write usage; will retry")
+            if self._replay_due:
+                self._replay_quietly()
 
     def flush(self) -> None:
-        """Write the buffered sums."""
+        """Write the buffered sums (and how far into the journal they reach)."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
+                if self._journal is not None and self._journal.offset >= ROTATE_BYTES:
+                    assert self._journal_dir is not None
+                    self._retired.append(self._journal)
+                    self._journal = UsageJournal(self._journal_dir)
+                journals = [*self._retired, *([self._journal] if self._journal is not None else [])]
+                marks = [(j.name, j.offset) for j in journals]
+                retired = list(self._retired)
+            if not pending and not retired:
+                return
             try:
-                for (day, key_id, gpt_id), (requests, prompt, completion) in list(pending.items()):
-                    self._increment(day, key_id, gpt_id, requests, prompt, completion)
-                    del pending[(day, key_id, gpt_id)]
-            finally:
-                if pending:  # put back what was not written
-                    with self._lock:
-                        for key, sums in pending.items():
-                            mine = self._pending.setdefault(key, [0, 0, 0])
-                            for i in range(3):
-                                mine[i] += sums[i]
+                self._write(pending, marks)
+            except BaseException:
+                with self._lock:  # put back what was not written
+                    for key, sums in pending.items():
+                        mine = self._pending.setdefault(key, [0, 0, 0])
+                        for i in range(3):
+                            mine[i] += sums[i]
+                raise
+            for journal in retired:
+                journal.close(delete=True)
+                self._forget(journal.name)
+                self._retired.remove(journal)
 
     def close(self) -> None:
-        """Write what is buffered and stop the background writer."""
+        """Write what is buffered and stop the background writer; the journal goes once all of it is written."""
         self._closed = True
         self._wake.set()
-        self.flush()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        try:
+            self.flush()
+        finally:
+            written = not self._pending
+            for journal in [*self._retired, *([self._journal] if self._journal is not None else [])]:
+                journal.close(delete=written)  # kept when the database was away: the next start replays it
+                if written:
+                    self._forget(journal.name)
+            self._retired, self._journal = [], None
 
     def record(self, key_id: str, gpt_id: str, usage: Usage, *, day: date | None = None) -> None:
         """Count one request and its tokens now."""
         day = day or datetime.now(UTC).date()
-        self._increment(day, key_id, gpt_id, 1, usage.prompt_tokens, usage.completion_tokens)
+        self._write({(day, key_id, gpt_id): [1, usage.prompt_tokens, usage.completion_tokens]}, [])
 
-    def _increment(self, day: date, key_id: str, gpt_id: str, requests: int, prompt: int, completion: int) -> None:
+    def replay(self) -> int:
+        """Add the counts that dead processes journaled but never wrote; how many requests that was."""
+        if self._journal_dir is None:
+            return 0
+        replayed = 0
+        for orphan in orphans(self._journal_dir):
+            try:
+                with self.db.session() as s:
+                    row = s.get(UsageJournalRow, orphan.name)
+                    start = row.applied if row is not None else 0
+                sums, end = orphan.read(start)
+                self._write(sums, [(orphan.name, end)])
+            except BaseException:
+                orphan.release()
+                raise
+            orphan.remove()
+            self._forget(orphan.name)
+            replayed += sum(entry[0] for entry in sums.values())
+        return replayed
+
+    def _replay_quietly(self) -> None:
+        try:
+            replayed = self.replay()
+        except Exception:  # the database may be away at start: the writer thread tries again
+            logger.exception("could not replay usage journals; will retry")
+            return
+        self._replay_due = False
+        if replayed:
+            logger.warning("usage: %d requests counted from the journals of processes that stopped unexpectedly", replayed)
+
+    def _write(self, sums: Sums, marks: list[tuple[str, int]]) -> None:
+        """Add ``sums`` to their rows and record the journal offsets they reach, in one transaction."""
+        for attempt in range(3):  # two replicas may insert the day's first row at once: the loser retries
+            try:
+                with self.db.session() as s:
+                    for (day, key_id, gpt_id), (requests, prompt, completion) in sums.items():
+                        self._increment(s, day, key_id, gpt_id, requests, prompt, completion)
+                    for name, offset in marks:
+                        s.merge(UsageJournalRow(name=name, applied=offset))
+                return
+            except DatabaseError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, IntegrityError):
+                    raise
+
+    @staticmethod
+    def _increment(s: Session, day: date, key_id: str, gpt_id: str, requests: int, prompt: int, completion: int) -> None:
         values = {
             "requests": UsageRow.requests + requests,
             "prompt_tokens": UsageRow.prompt_tokens + prompt,
             "completion_tokens": UsageRow.completion_tokens + completion,
         }
         match = (UsageRow.day == day, UsageRow.key_id == key_id, UsageRow.gpt_id == gpt_id)
-        for _ in range(3):  # two replicas may insert the day's first row at once: the loser updates instead
-            try:
-                with self.db.session() as s:
-                    # an UPDATE without RETURNING gives a CursorResult; Session.execute is typed as plain Result
-                    updated = cast(CursorResult[Any], s.execute(update(UsageRow).where(*match).values(**values)))
-                    if updated.rowcount:
-                        return
-                    s.add(
-                        UsageRow(
-                            day=day,
-                            key_id=key_id,
-                            gpt_id=gpt_id,
-                            requests=requests,
-                            prompt_tokens=prompt,
-                            completion_tokens=completion,
-                        )
-                    )
-                return
-            except Exception as exc:  # DatabaseError wrapping IntegrityError on the unique row
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
+        # an UPDATE without RETURNING gives a CursorResult; Session.execute is typed as plain Result
+        updated = cast(CursorResult[Any], s.execute(update(UsageRow).where(*match).values(**values)))
+        if not updated.rowcount:
+            s.add(UsageRow(day=day, key_id=key_id, gpt_id=gpt_id, requests=requests, prompt_tokens=prompt,
+                           completion_tokens=completion))
+            s.flush()  # a duplicate first row fails here, inside the retried transaction
+
+    def _forget(self, name: str) -> None:
+        try:
+            with self.db.session() as s:
+                s.execute(delete(UsageJournalRow).where(UsageJournalRow.name == name))
+        except DatabaseError:  # a stale record of a deleted journal is harmless
+            logger.warning("could not remove the usage journal record %s", name)
 
     def lines(self, *, key_id: str | None = None, start: date | None = None, end: date | None = None) -> list[UsageLine]:
         """Usage rows, newest day first; one key's when ``key_id`` is given, else everyone's (admin view)."""

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gptbuilder.db import Database
+from gptbuilder.errors import DatabaseError
 from gptbuilder.events import Usage
 from gptbuilder.server import ServerConfig
 from gptbuilder.server.auth import key_id
 from gptbuilder.server.config import Price
 from gptbuilder.server.usage import UsageLedger
+from tests.server.conftest import ECHO
 
 
 @pytest.fixture
@@ -89,3 +96,152 @@ def test_usage_views_and_no_key_stored(make_app, echo):
     with client.app.state.test_db.engine.connect() as connection:
         rows = connection.execute(text("select key_id from api_usage")).all()
     assert rows and all("sk-user" not in row[0] for row in rows)
+
+
+# ----- the journal: counts survive a process that dies before its sums are written --------------------------
+
+DYING = """
+import os, sys
+from pathlib import Path
+from gptbuilder.db import Database
+from gptbuilder.events import Usage
+from gptbuilder.server.usage import UsageLedger
+
+data = Path(sys.argv[1])
+ledger = UsageLedger(Database.for_data_dir(data), flush_seconds=3600, journal=data / "usage-journal")
+for _ in range(int(sys.argv[2])):
+    ledger.add("key_k", "echo", Usage(10, 3))
+if sys.argv[3] == "flush":
+    ledger.flush()
+    for _ in range(2):
+        ledger.add("key_k", "echo", Usage(1, 1))
+os._exit(0)  # as kill -9 would: no close, no flush, no atexit
+"""
+
+
+def die_after(data, adds: int, flush: bool = False) -> None:
+    """Run a process that counts ``adds`` requests (flushing once when asked, then counting 2 more) and dies."""
+    done = subprocess.run([sys.executable, "-c", DYING, str(data), str(adds), "flush" if flush else "-"], timeout=120)
+    assert done.returncode == 0
+
+
+def totals(ledger: UsageLedger) -> tuple[int, int, int]:
+    [line] = ledger.lines(key_id="key_k")
+    return line.requests, line.prompt_tokens, line.completion_tokens
+
+
+def test_a_process_that_dies_before_flushing_loses_no_count(tmp_path):
+    data = tmp_path / "data"
+    die_after(data, 5)
+    db = Database.for_data_dir(data)
+    ledger = UsageLedger(db, journal=data / "usage-journal")
+    assert totals(ledger) == (5, 50, 15)
+    assert [p.name for p in (data / "usage-journal").iterdir()] == [ledger._journal.name]  # the orphan is gone
+    ledger.close()
+    assert list((data / "usage-journal").iterdir()) == []
+    assert UsageLedger(db, journal=data / "usage-journal").replay() == 0  # counted once, not again
+    db.dispose()
+
+
+def test_what_was_written_before_the_crash_is_not_counted_twice(tmp_path):
+    data = tmp_path / "data"
+    die_after(data, 3, flush=True)  # 3 written with their journal offset, 2 more only journaled
+    db = Database.for_data_dir(data)
+    ledger = UsageLedger(db, journal=data / "usage-journal")
+    assert totals(ledger) == (5, 32, 11)
+    ledger.close()
+    db.dispose()
+
+
+def test_a_line_cut_by_the_crash_is_not_counted(tmp_path, db):
+    folder = tmp_path / "data" / "usage-journal"
+    folder.mkdir(parents=True)
+    (folder / "dead-1-x.jsonl").write_text('["2026-01-01", "key_k", "echo", 4, 2]\n["2026-01-01", "key_k", "ec', encoding="utf-8")
+    ledger = UsageLedger(db, journal=folder)
+    assert totals(ledger) == (1, 4, 2)
+    ledger.close()
+
+
+def test_a_living_processes_journal_is_not_replayed(tmp_path, db):
+    folder = tmp_path / "journal"
+    first = UsageLedger(db, flush_seconds=3600, journal=folder)
+    first.add("key_k", "echo", Usage(1, 1))
+    second = UsageLedger(db, journal=folder)  # holds no lock on the first's journal: it is alive
+    assert second.replay() == 0
+    first.close()
+    assert totals(second) == (1, 1, 1)
+    second.close()
+
+
+def test_long_journals_are_rotated_and_deleted_once_written(tmp_path, db, monkeypatch):
+    monkeypatch.setattr("gptbuilder.server.usage.ROTATE_BYTES", 200)
+    folder = tmp_path / "journal"
+    ledger = UsageLedger(db, flush_seconds=3600, journal=folder)
+    for _ in range(4):
+        for _ in range(5):
+            ledger.add("key_k", "echo", Usage(2, 1))
+        ledger.flush()
+    assert len(list(folder.iterdir())) == 1 and totals(ledger) == (20, 40, 20)
+    with db.engine.connect() as connection:
+        marks = connection.execute(text("select name from api_usage_journal")).all()
+    assert [row[0] for row in marks] == [ledger._journal.name]
+    ledger.close()
+
+
+def test_a_journal_kept_when_the_database_is_away_at_close_is_replayed_later(tmp_path, db, monkeypatch):
+    folder = tmp_path / "journal"
+    ledger = UsageLedger(db, flush_seconds=3600, journal=folder)
+    ledger.add("key_k", "echo", Usage(7, 7))
+
+    def away(*_args, **_kwargs):
+        raise DatabaseError("database error: OperationalError: connection refused")
+
+    monkeypatch.setattr(ledger, "_write", away)
+    with pytest.raises(DatabaseError):
+        ledger.close()
+    monkeypatch.undo()
+    assert len(list(folder.iterdir())) == 1
+    assert totals(UsageLedger(db, journal=folder)) == (1, 7, 7)
+
+
+def test_serve_killed_right_after_answering_books_every_request(write_spec, gpts_dir, tmp_path):
+    """kill -9 of `gptbuilder serve` within a second of five answers, then a restart: all five are booked."""
+    write_spec("echo", ECHO)
+    data = tmp_path / "serve-data"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-c", "from gptbuilder.cli import main; main()", "--gpts", str(gpts_dir),
+               "--data", str(data), "serve", "--port", str(port), "--lazy"]
+    url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "serve exited"
+            time.sleep(0.1)
+        process.kill()
+        raise AssertionError("serve did not become ready")
+
+    server = start()
+    try:
+        for n in range(5):
+            answer = httpx.post(f"{url}/v1/chat/completions", timeout=30,
+                                json={"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]})
+            assert answer.status_code == 200
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    server = start()
+    try:
+        usage = httpx.get(f"{url}/v1/usage", timeout=30).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert usage["total"]["requests"] == 5, usage
