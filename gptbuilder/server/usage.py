@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -70,6 +71,7 @@ class UsageJournalRow(Base):
     applied: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the journal already in api_usage
 
 
+MAX_RETRY_SECONDS = 30.0  # the longest wait between tries to write usage while the database is away
 # A journal this long starts a successor at the next flush, and is deleted once its sums are written.
 ROTATE_BYTES = 1 << 20
 
@@ -122,14 +124,25 @@ class UsageLedger:
                 self._thread.start()
 
     def _run(self) -> None:
+        delay, failing_since = self.flush_seconds, None
         while not self._closed:
-            self._wake.wait(self.flush_seconds)
+            self._wake.wait(delay)
             if self._closed:
                 return  # close() writes the rest, with the writer stopped
             try:
                 self.flush()
-            except Exception:  # the sums stay pending; the next round retries
+            except DatabaseError as exc:  # the sums stay pending (and journaled); retried, backing off to 30 s
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    logger.error("could not write usage, keeping it to retry: %s", exc)
+                delay = min(max(delay * 2, self.flush_seconds), MAX_RETRY_SECONDS)
+                continue
+            except Exception:
                 logger.exception("could not write usage; will retry")
+                continue
+            if failing_since is not None:
+                logger.warning("usage written again after %.0f s without the database", time.monotonic() - failing_since)
+                delay, failing_since = self.flush_seconds, None
             if self._replay_due:
                 self._replay_quietly()
 
@@ -205,8 +218,8 @@ class UsageLedger:
     def _replay_quietly(self) -> None:
         try:
             replayed = self.replay()
-        except Exception:  # the database may be away at start: the writer thread tries again
-            logger.exception("could not replay usage journals; will retry")
+        except DatabaseError as exc:  # the database may be away at start: the writer thread tries again
+            logger.error("could not count the usage journals of stopped processes yet: %s", exc)
             return
         self._replay_due = False
         if replayed:

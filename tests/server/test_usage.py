@@ -245,3 +245,29 @@ def test_serve_killed_right_after_answering_books_every_request(write_spec, gpts
         server.terminate()
         server.wait(timeout=30)
     assert usage["total"]["requests"] == 5, usage
+
+
+def test_usage_waits_out_a_database_outage_and_says_so_once(tmp_path, db, monkeypatch, caplog):
+    monkeypatch.setattr("gptbuilder.server.usage.MAX_RETRY_SECONDS", 0.2)
+    ledger = UsageLedger(db, flush_seconds=0.05, journal=tmp_path / "journal")
+    real_session, down = db.session, threading.Event()
+    down.set()
+
+    def session():
+        if down.is_set():
+            raise DatabaseError("database error: OperationalError: connection refused")
+        return real_session()
+
+    monkeypatch.setattr(db, "session", session)
+    for _ in range(3):
+        ledger.add("key_k", "echo", Usage(5, 1))
+    time.sleep(1.0)  # several failed rounds
+    down.clear()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "usage written again" not in caplog.text:
+        time.sleep(0.05)
+    assert totals(ledger) == (3, 15, 3)
+    errors = [r for r in caplog.records if "could not write usage" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].exc_info is None  # one line, not a traceback a second
+    assert "usage written again after" in caplog.text
+    ledger.close()
