@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .curated import CuratedAnswers
     from .knowledge.retriever import KnowledgeBase, Retrieval
     from .loader import LoadedSpec
+    from .moderation import Moderation
 
 __all__ = ["MAX_MESSAGE_CHARS", "Agent", "Reply", "compile_agent"]
 
@@ -60,6 +61,7 @@ class Agent:
         input_guards: Sequence[InputGuard] = (),
         output_guards: Sequence[Callable[[Turn], OutputStage]] = (),
         router: Router | None = None,
+        moderation: Moderation | None = None,
     ):
         self.loaded = loaded
         self.model = model
@@ -67,6 +69,7 @@ class Agent:
         self.tools = list(tools)
         self.curated = curated
         self.output_guards = list(output_guards)
+        self.moderation = moderation
         self.router = router  # None: the packaged default router, when one is needed
         self.needs_confirmation = needing_confirmation(self.tools)
         self.pending: PendingCalls = MemoryPendingCalls()  # where paused calls wait when the caller keeps none
@@ -75,6 +78,13 @@ class Agent:
         # The order is the policy: a decision already taken (an approval) first, then refusals, then the
         # cheapest answers (curated, no model) before retrieval; see ARCHITECTURE.md "The turn".
         self.stages: list[Stage] = [ResolveApprovals(self.tools), GuardInput(input_guards)]
+        if moderation is not None:
+            from .turn.moderation import ModerateInput, ModerateOutput
+
+            if moderation.input:
+                self.stages.append(ModerateInput(moderation))
+            if moderation.output:  # the last guard: it checks the text exactly as the user would see it
+                self.output_guards.append(ModerateOutput(moderation))
         if curated is not None:
             self.stages.append(AnswerCurated(curated))
         if knowledge is not None:
@@ -374,4 +384,9 @@ def compile_agent(
         from .turn.guards import ProtectEcho
 
         guards.append(ProtectEcho(loaded.instructions if loaded.spec.protect_instructions else "", private_knowledge=private))
-    return Agent(loaded, model, knowledge=knowledge, tools=tools, curated=curated, output_guards=guards, router=router)
+    from .moderation import moderation_for
+
+    return Agent(
+        loaded, model, knowledge=knowledge, tools=tools, curated=curated, output_guards=guards, router=router,
+        moderation=moderation_for(loaded),
+    )

@@ -142,7 +142,21 @@ class Grounding(_Event):
         return bool(self.changes)
 
 
-Event = TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Grounding | TokenLogprobs | Done
+@dataclass(frozen=True)
+class Moderated(_Event):
+    """Moderation acted on the turn: on which ``side`` (input, output), which ``check``, the ``category`` it found,
+    and the ``action``: blocked (the user got the refusal instead) or masked (personal data replaced)."""
+
+    type: ClassVar[str] = "moderated"
+    side: str
+    check: str
+    category: str
+    action: str = "blocked"
+
+
+Event = (
+    TextDelta | ToolCall | ToolResult | ConfirmationRequest | Citation | Curated | Grounding | Moderated | TokenLogprobs | Done
+)
 
 Step = ToolCall | ToolResult | ConfirmationRequest
 
@@ -160,6 +174,7 @@ class Transcript:
     steps: list[Step] = field(default_factory=list)  # tool calls, results and confirmation requests, in order
     curated: Curated | None = None
     grounding: Grounding | None = None
+    moderations: list[Moderated] = field(default_factory=list)
     done: Done | None = None
 
     @classmethod
@@ -183,6 +198,8 @@ class Transcript:
                 self.curated = event
             case Grounding():
                 self.grounding = event
+            case Moderated():
+                self.moderations.append(event)
             case Done():
                 self.done = event
 
@@ -190,6 +207,11 @@ class Transcript:
     def text(self) -> str:
         """The answer's text so far (all of it once done)."""
         return "".join(self.parts)
+
+    @property
+    def blocked_by(self) -> Moderated | None:
+        """The moderation finding that blocked the turn, if one did."""
+        return next((m for m in self.moderations if m.action == "blocked"), None)
 
     @property
     def tool_calls(self) -> list[ToolCall]:

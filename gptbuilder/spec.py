@@ -343,6 +343,7 @@ class Expectation(_Strict):
     refuses: bool | None = None
     calls: ToolCallExpectation | None = None
     curated: bool | None = None
+    moderated: bool | None = Field(default=None, description="true: moderation blocks the turn (input or answer)")
     grounded: bool | None = Field(default=None, description="true: every checkable claim in the answer is in its sources")
     facts: StrList = Field(default_factory=list, description="Facts the answer states (£42 = 42 pounds, 7:00 = 7am)")
     max_latency_ms: int | None = Field(default=None, ge=1)
@@ -375,6 +376,43 @@ class TestCase(_Strict):
         return self
 
 
+PIIMode = Literal["off", "mask", "block"]
+DEFAULT_REFUSAL = "Sorry, I can't help with that request."
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is blank; write a word or phrase")
+    return value
+
+
+def _pattern_compiles(value: str) -> str:
+    from .moderation.patterns import compile_pattern
+
+    compile_pattern(value)  # ValueError: invalid, or matches empty text
+    return value
+
+
+class ModerationConfig(_Strict):
+    """`moderation:`: checks on what users send and what the GPT answers (also a server-wide default file)."""
+
+    input: bool = Field(default=True, description="Check the user's latest message before anything answers it")
+    output: bool = Field(default=True, description="Check the answer as it streams, before the user sees it")
+    blocklist: list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]] = Field(
+        default_factory=list, max_length=5000, description="Words and phrases refused in any case, as whole words"
+    )
+    patterns: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z][\w-]{0,39}$")],
+        Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_pattern_compiles)],
+    ] = Field(default_factory=dict, max_length=100, description="Named regular expressions refused (case-insensitive)")
+    pii: PIIMode = Field(
+        default="off",
+        description="Emails, phone numbers, card numbers (Luhn) and IBANs (mod 97): off, mask (replaced by [email] …) "
+        "or block",
+    )
+    refusal: str = Field(default=DEFAULT_REFUSAL, min_length=1, max_length=2000, description="What a blocked turn answers")
+
+
 class GPTSpec(_Strict):
     """One GPT, as written in `gpts/<id>.yaml`."""
 
@@ -401,6 +439,9 @@ class GPTSpec(_Strict):
     curated_answers: list[CuratedAnswer] = Field(default_factory=list)
     curated_threshold: float = Field(
         default=0.8, ge=0, le=1, description="Similarity (0-1) a message needs to get a curated answer, unless the pair sets its own"
+    )
+    moderation: ModerationConfig | None = Field(
+        default=None, description="Input and output checks; omitted: the server's default (GPTBUILDER_MODERATION), if any"
     )
     widget: WidgetConfig | None = None
     limits: LimitsConfig | None = None
