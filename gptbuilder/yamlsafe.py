@@ -90,8 +90,9 @@ def parse_yaml(text: str, *, display: str = "<string>") -> YamlDocument:
     def fail(message: str, line: int | None = None) -> SpecError:
         return SpecError([SpecProblem(display, "", message, line)])
 
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # its reader refuses control characters already here
         root = loader.get_single_node()
         if root is None:
             raise fail("file is empty; a spec needs at least 'name' and 'instructions'")
@@ -116,7 +117,8 @@ def parse_yaml(text: str, *, display: str = "<string>") -> YamlDocument:
     except RecursionError:
         raise fail("invalid YAML: values are nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         raise fail(f"a spec must be a mapping of fields (name: ..., instructions: ...), got {kind}")

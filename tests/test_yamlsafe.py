@@ -320,3 +320,10 @@ def test_display_defaults_to_the_path(tmp_path: Path):
     with pytest.raises(SpecError) as exc:
         read_yaml(path)
     assert only_problem(exc).file == str(path)
+
+
+@pytest.mark.parametrize("text", ["name: x\n\x1f", "name: \x00x\n", "instructions: \x07\n"])
+def test_control_characters_are_a_spec_error_not_a_crash(text: str):
+    # found by tests/security/test_fuzz.py: the YAML reader refused them before the parse was guarded
+    problem = parse_error(text)
+    assert problem.message.startswith("invalid YAML: ") and "special characters are not allowed" in problem.message
