@@ -59,6 +59,9 @@ def create_app(
     from the app's startup, or, in an app run without its lifespan, within the first /ready call.
     """
     config = config or ServerConfig.from_env()
+    from ..moderation import server_default
+
+    server_default()  # a broken GPTBUILDER_MODERATION file stops the start, rather than every answer
     from ..settings import Settings
 
     data_dir = store.data_dir or Settings.from_env().data_dir
@@ -99,10 +102,11 @@ def create_app(
     app.state.gptbuilder = state
     install_handlers(app)
 
-    from . import admin, embeddings_api, openai_api, responses_api, signin, widget
+    from . import admin, embeddings_api, moderations_api, openai_api, responses_api, signin, widget
 
     app.include_router(openai_api.router)
     app.include_router(embeddings_api.router)
+    app.include_router(moderations_api.router)
     app.include_router(responses_api.router)
     app.include_router(widget.router)
     app.include_router(admin.router)

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 
 class Metrics:
-    """Requests, tokens, latency and queue depth."""
+    """Requests, tokens, latency, queue depth and moderated turns."""
 
     def __init__(self, queue_depth: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
@@ -30,6 +30,12 @@ class Metrics:
             "Time to the first streamed token",
             ["route"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.moderated = Counter(
+            "gptbuilder_moderated_turns",
+            "Turns moderation acted on, by side (input, output), check (blocklist, regex, pii) and action (blocked, masked)",
+            ["side", "check", "action"],
             registry=self.registry,
         )
         depth = Gauge("gptbuilder_queue_depth", "Generations running or waiting", registry=self.registry)

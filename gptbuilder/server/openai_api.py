@@ -26,6 +26,7 @@ from ..events import (
     Done,
     Event,
     Grounding,
+    Moderated,
     TextDelta,
     TokenLogprobs,
     ToolCall,
@@ -96,7 +97,7 @@ def _finish(reason: str | None) -> str | None:
     return "stop" if reason == "confirmation_required" else reason
 
 
-def _fields(event: Citation | ConfirmationRequest | Curated | Grounding) -> dict[str, Any]:
+def _fields(event: Citation | ConfirmationRequest | Curated | Grounding | Moderated) -> dict[str, Any]:
     data = event.to_dict()
     data.pop("type")
     return data
@@ -180,6 +181,8 @@ class _Reply:
                 return {"curated": _fields(event)}
             case Grounding():
                 return {"grounding": _fields(event)}
+            case Moderated():
+                return {"moderation": [_fields(event)]}
         return {}
 
     def finish_reason(self) -> str | None:
@@ -194,7 +197,7 @@ class _Reply:
         return {"content": self.token_logprobs if tokens is None else tokens, "refusal": None}
 
     def extras(self) -> dict[str, Any]:
-        """gptbuilder's fields beside the text: citations, the curated mark and the grounding check, when there are any."""
+        """gptbuilder's fields beside the text: citations, the curated mark, the grounding check and what moderation did."""
         extras: dict[str, Any] = {}
         if self.transcript.citations and self.citations != "off":
             extras["citations"] = [_fields(c) for c in self.transcript.citations]
@@ -202,6 +205,8 @@ class _Reply:
             extras["curated"] = _fields(self.transcript.curated)
         if self.transcript.grounding:
             extras["grounding"] = _fields(self.transcript.grounding)
+        if self.transcript.moderations:
+            extras["moderation"] = [_fields(m) for m in self.transcript.moderations]
         return extras
 
     def footnotes(self) -> str:
@@ -228,7 +233,7 @@ class _Reply:
             message["tool_steps"] = steps
         if transcript.confirmations:
             message["confirmation_requests"] = [_fields(c) for c in transcript.confirmations]
-        for name in ("curated", "grounding"):
+        for name in ("curated", "grounding", "moderation"):
             if name in extras:
                 message[name] = extras[name]
         return message
@@ -517,7 +522,7 @@ async def _completion_chunks(run: _Run, prefix: str) -> AsyncGenerator[dict[str,
             logprobs = _legacy_logprobs(reply.delta_logprobs, shown) if reply.logprobs else None
             shown += len(delta["content"])
             yield chunk(delta["content"], logprobs=logprobs)
-        elif "citations" in delta or "curated" in delta:
+        elif "citations" in delta or "curated" in delta or "moderation" in delta:
             yield chunk("", **delta)
     tail = reply.footnotes()
     if tail:

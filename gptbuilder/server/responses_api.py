@@ -41,7 +41,7 @@ from .state import ServerState
 
 router = APIRouter(prefix="/v1")
 # gptbuilder's fields beside the answer, named as on a chat completion's message.
-EXTRA_FIELDS = ("citations", "tool_steps", "confirmation_requests", "curated", "grounding")
+EXTRA_FIELDS = ("citations", "tool_steps", "confirmation_requests", "curated", "grounding", "moderation")
 TEXT_PARTS = ("input_text", "output_text", "text")
 
 

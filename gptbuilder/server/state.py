@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from ..agent import Agent
-from ..events import Done, Event
+from ..events import Done, Event, Moderated
 from ..history import History
 from ..pending import PendingCalls
 from ..store import Store
@@ -103,12 +103,19 @@ class ServerState:
 
     async def _chain(self, first: Event, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
         try:
+            self._count(first)
             yield first
             async for event in events:
+                self._count(event)
                 yield event
         finally:
             await events.aclose()
             self.queue.release()
+
+    def _count(self, event: Event) -> None:
+        """Count what moderation did in the metrics, whichever route the answer goes out by."""
+        if isinstance(event, Moderated):
+            self.metrics.moderated.labels(event.side, event.check, event.action).inc()
 
     def account(self, key_id: str, agent: Agent, done: Done) -> None:
         """Record a finished answer: usage (per API key id, or widget origin), the GPT's token budget, metrics."""
