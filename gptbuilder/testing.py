@@ -55,6 +55,7 @@ class CaseResult:
     retrieved: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     curated: bool = False
+    moderated: str | None = None  # what blocked the turn: "input: blocklist (blocklist)"
     unsupported: list[str] = field(default_factory=list)  # claims in the answer its sources do not state
     corrected: int = 0  # sentences the faithfulness guard changed before the answer was shown
 
@@ -316,6 +317,8 @@ def _record(result: CaseResult, transcript: Transcript) -> None:
     result.citations = list(dict.fromkeys(c.source for c in transcript.citations))
     result.tool_calls = [{"name": call.name, "arguments": call.arguments} for call in transcript.calls]
     result.curated = transcript.curated is not None
+    blocked = transcript.blocked_by
+    result.moderated = f"{blocked.side}: {blocked.check} ({blocked.category})" if blocked else None
     result.corrected = len(transcript.grounding.changes) if transcript.grounding else 0
     passages = [c.text for c in transcript.citations if c.text]
     if passages:
@@ -346,6 +349,8 @@ def _check(case: TestCase, result: CaseResult) -> list[str]:
         failures.append(f"calls {wanted}: not called (calls made: {made or 'none'})")
     if expect.curated is not None and expect.curated != result.curated:
         failures.append("curated: answered by the model" if expect.curated else "curated: a curated answer answered")
+    if expect.moderated is not None and expect.moderated != (result.moderated is not None):
+        failures.append("moderated: moderation let the turn through" if expect.moderated else f"moderated: blocked by {result.moderated}")
     if expect.grounded and result.unsupported:
         failures.append(f"grounded: not in the sources: {', '.join(result.unsupported)}")
     if expect.grounded and not result.citations and not result.curated:

@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from ..agent import Agent
 from ..errors import GPTBuilderError
-from ..events import ConfirmationRequest, Curated, Event, TextDelta, ToolCall, ToolResult, Transcript
+from ..events import ConfirmationRequest, Curated, Event, Moderated, TextDelta, ToolCall, ToolResult, Transcript
 from ..store import Store
 
 HELP = "commands: /reset starts over, /exit quits (Ctrl-D too); Ctrl-C stops an answer"
@@ -58,6 +58,8 @@ def chat(
             payload["curated"] = {"question": transcript.curated.question, "score": transcript.curated.score}
         if transcript.grounding:
             payload["grounding"] = transcript.grounding.to_dict()
+        if transcript.moderations:
+            payload["moderation"] = [m.to_dict() for m in transcript.moderations]
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
     transcript = _print_stream(agent, message, options)
@@ -104,6 +106,8 @@ def _show(event: Event) -> None:
             typer.echo(f"[approval] {event.name}({shown}) needs your approval", err=True)
         case Curated():
             typer.echo(f"[curated] answer to {event.question!r} (similarity {event.score:.2f})", err=True)
+        case Moderated():
+            typer.echo(f"[moderated] {event.side} {event.action} by {event.check} ({event.category})", err=True)
 
 
 def _interactive(agent: Agent, options: dict[str, Any]) -> None:
