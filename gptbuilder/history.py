@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -265,6 +266,31 @@ class History:
                 else:
                     stats.thumbs_down = count
         return out
+
+
+# How often a streaming answer's text so far is written: what a crash of the server can lose of it.
+PARTIAL_SAVE_SECONDS = 1.0
+
+
+class PartialAnswer:
+    """Writes a streaming answer's text as it grows (at most once a second), marked as still streaming.
+
+    A process killed mid-answer leaves the text shown so far, with `streaming: true`, so the conversation
+    shows an answer that did not finish instead of losing it; the finished answer clears the mark.
+    """
+
+    def __init__(self, history: History, message_id: int, *, every: float | None = None):
+        self.history = history
+        self.message_id = message_id
+        self.every = PARTIAL_SAVE_SECONDS if every is None else every
+        self._saved_at = time.monotonic()
+        self._saved = ""
+
+    def grew(self, text: str) -> None:
+        """The answer so far; written when a second has passed since the last write and it changed."""
+        if text != self._saved and time.monotonic() - self._saved_at >= self.every:
+            self.history.update(self.message_id, text, streaming=True)
+            self._saved, self._saved_at = text, time.monotonic()
 
 
 class PendingCallRow(Base):

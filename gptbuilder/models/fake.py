@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ _OPTIONS = {
         "a text or a list of texts",
     ),
     "fail_after": number(0, whole=True),
+    "delay": number(0, 10),
 }
 FAKE_VOCABULARY = 50_000  # token ids a `logit_bias` may name for the fake model
 # The sampling options a call may carry (as call arguments, or as fields on a copy, the way the tool loop passes them).
@@ -43,7 +45,8 @@ class FakeChatModel(StreamingChatModel):
     With tools bound, a reply that is JSON such as {"type": "tool_call", "name": ..., "arguments": {...}}
     becomes a tool call, so tests can script a whole tool loop.
 
-    `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths.
+    `fail_after=N` raises ModelError after N streamed pieces, to exercise error paths; `delay` waits that many
+    seconds before each piece, so a test can act while an answer streams (disconnect, kill the server).
 
     Sampling options are accepted and kept in `calls` (one dict per call, options given only), so tests
     can check that a request's options reach the model; with `logprobs`, each word gets a made-up one.
@@ -52,6 +55,7 @@ class FakeChatModel(StreamingChatModel):
     replies: list[str] = Field(default_factory=list)
     max_tokens: int = DEFAULT_MAX_TOKENS
     fail_after: int | None = None
+    delay: float = 0.0
     context_window: int = DEFAULT_CONTEXT_WINDOW
     temperature: float | None = None
     top_p: float | None = None
@@ -119,6 +123,8 @@ class FakeChatModel(StreamingChatModel):
         for index, piece in enumerate(pieces):
             if self.fail_after is not None and index >= self.fail_after:
                 raise ModelError("the fake model failed on purpose (fail_after)")
+            if self.delay:
+                time.sleep(self.delay)
             if run_manager:
                 run_manager.on_llm_new_token(piece)
             metadata = {"logprobs": {"content": [_logprob(piece, options["top_logprobs"] or 0)]}} if options["logprobs"] else {}
@@ -137,7 +143,7 @@ def _logprob(piece: str, top: int) -> dict[str, Any]:
 
 
 class FakeProvider(Provider):
-    """Builds FakeChatModel from `model.options` (`replies`, `fail_after`)."""
+    """Builds FakeChatModel from `model.options` (`replies`, `fail_after`, `delay`)."""
 
     name = "fake"
 
@@ -149,6 +155,7 @@ class FakeProvider(Provider):
             replies=[replies] if isinstance(replies, str) else list(replies),
             max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
             fail_after=config.options.get("fail_after"),
+            delay=float(config.options.get("delay") or 0.0),
             context_window=config.context_window or DEFAULT_CONTEXT_WINDOW,
         )
 

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError
 from ..events import Citation, Curated, Done, TextDelta, Transcript
+from ..history import PartialAnswer
 from ..loader import LoadedSpec
 from ..spec import WidgetConfig
 from .auth import client_ip
@@ -219,6 +220,9 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
     st.check_messages(messages)
     events = await st.generate(agent, messages, {"owner": f"widget:{conversation_id}", "pending": st.pending})
     transcript = Transcript()
+    # Written as it streams (see PartialAnswer): a server killed mid-answer leaves what was shown, marked unfinished.
+    row = await run_in_threadpool(history.add, conversation_id, "assistant", "", streaming=True)
+    partial = PartialAnswer(history, row.id)
 
     async def answer() -> AsyncGenerator[ServerSentEvent, None]:
         try:
@@ -226,6 +230,7 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
                 transcript.add(event)
                 match event:
                     case TextDelta():
+                        await run_in_threadpool(partial.grew, transcript.text)
                         yield ServerSentEvent(json.dumps({"type": "delta", "html": render(transcript.text)}))
                     case Curated():
                         yield ServerSentEvent(json.dumps({"type": "curated", "question": event.question}))
@@ -237,12 +242,12 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
         if citations:
             yield ServerSentEvent(json.dumps({"type": "citations", "citations": citations}))
         yield ServerSentEvent(json.dumps({"type": "done", "html": render(transcript.text)}))
-        await run_in_threadpool(history.add, conversation_id, "assistant", transcript.text, citations=citations)
+        await run_in_threadpool(history.update, row.id, transcript.text, citations=citations, streaming=False)
 
     async def failed(error: APIError) -> AsyncIterator[ServerSentEvent]:
         message = "something went wrong; try again" if isinstance(error, InternalError) else error.message
         yield ServerSentEvent(json.dumps({"type": "error", "message": message}))
-        await run_in_threadpool(history.add, conversation_id, "assistant", transcript.text, error=message)
+        await run_in_threadpool(history.update, row.id, transcript.text, error=message, streaming=False)
 
     return EventSourceResponse(guarded_stream(answer(), failed), ping=st.config.keepalive_seconds, headers=_cors(origin, widget))
 

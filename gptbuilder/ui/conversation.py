@@ -9,7 +9,7 @@ from typing import Any
 from ..access import AccessError
 from ..errors import GPTBuilderError, InputError
 from ..events import ConfirmationRequest, Done, Event, Step, Transcript
-from ..history import DatabasePendingCalls, History, Message
+from ..history import DatabasePendingCalls, History, Message, PartialAnswer
 from ..store import Store
 
 
@@ -193,11 +193,13 @@ class ChatTurns:
             return Snapshot(conversation, [*previous, shown_user, current], answer.asks if done else [], done)
 
         finished = False
+        partial = PartialAnswer(self.history, answer_row.id)
         try:
             turn = agent.stream(model_messages(stored), approvals=approvals, owner=f"conversation:{conversation}", pending=self.pending)
             for event in turn:
                 answer.feed(event)
                 if not isinstance(event, Done):
+                    partial.grew(answer.text)
                     yield snapshot()
             finished = True
         except GPTBuilderError as exc:

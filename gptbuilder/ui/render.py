@@ -113,6 +113,8 @@ def answer_content(text: str, extra: dict[str, Any]) -> str:
         parts.append(f"\n\n⚠️ *The answer stopped: {md_text(extra['error'])}*")
     elif extra.get("stopped"):
         parts.append("\n\n⏹ *Stopped.*")
+    elif extra.get("streaming"):  # written while it streamed and never finished: the server stopped meanwhile
+        parts.append("\n\n⚠️ *This answer did not finish.*")
     return "".join(parts)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ from gptbuilder.server.auth import key_id
 from gptbuilder.server.config import Price
 from gptbuilder.server.usage import UsageLedger
 from tests.server.conftest import ECHO
+from tests.server.serve_process import ServeProcess
 
 
 @pytest.fixture
@@ -207,43 +206,19 @@ def test_a_journal_kept_when_the_database_is_away_at_close_is_replayed_later(tmp
 def test_serve_killed_right_after_answering_books_every_request(write_spec, gpts_dir, tmp_path):
     """kill -9 of `gptbuilder serve` within a second of five answers, then a restart: all five are booked."""
     write_spec("echo", ECHO)
-    data = tmp_path / "serve-data"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-c", "from gptbuilder.cli import main; main()", "--gpts", str(gpts_dir),
-               "--data", str(data), "serve", "--port", str(port), "--lazy"]
-    url = f"http://127.0.0.1:{port}"
-
-    def start() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "serve exited"
-            time.sleep(0.1)
-        process.kill()
-        raise AssertionError("serve did not become ready")
-
-    server = start()
+    serve = ServeProcess(gpts_dir, tmp_path / "serve-data").start()
     try:
         for n in range(5):
-            answer = httpx.post(f"{url}/v1/chat/completions", timeout=30,
+            answer = httpx.post(f"{serve.url}/v1/chat/completions", timeout=30,
                                 json={"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]})
             assert answer.status_code == 200
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait()
-    server = start()
+        serve.kill()
+    serve.start()
     try:
-        usage = httpx.get(f"{url}/v1/usage", timeout=30).json()
+        usage = httpx.get(f"{serve.url}/v1/usage", timeout=30).json()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        serve.stop()
     assert usage["total"]["requests"] == 5, usage
 
 

@@ -29,6 +29,19 @@ def test_stopping_an_answer_keeps_what_was_streamed(turns):
     assert stored[-1].content == "a b" and stored[-1].extra["stopped"] is True
 
 
+def test_a_streaming_answer_is_written_as_it_grows_so_a_crash_keeps_it(turns, monkeypatch):
+    monkeypatch.setattr("gptbuilder.history.PARTIAL_SAVE_SECONDS", 0.0)
+    stream = turns.send("slow", None, "go")
+    first = next(stream)
+    shown = next(stream).messages[-1].content
+    # The generator is suspended mid-answer, as a killed process would leave it: what is in the database?
+    stored = turns.history.messages(first.conversation_id)[-1]
+    assert stored.content == shown and shown in ("a", "a b") and stored.extra["streaming"] is True
+    rest = list(stream)
+    stored = turns.history.messages(first.conversation_id)[-1]
+    assert stored.content == rest[-1].messages[-1].content == "a b c d e f g h" and stored.extra["streaming"] is False
+
+
 def test_a_finished_answer_is_stored_with_its_finish_reason(turns):
     snapshots = list(turns.send("slow", None, "go"))
     assert snapshots[-1].done and snapshots[-1].messages[-1].content == "a b c d e f g h"
