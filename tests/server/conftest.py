@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -127,6 +128,17 @@ def cancelling_acme(write_spec, make_app, live, orders) -> str:
         "tools:\n  - action: {openapi: actions/orders.openapi.yaml}\n",
     )
     return live(make_app(ServerConfig())).url
+
+
+@pytest.fixture
+def citing_acme(write_spec, make_app, live, gpts_dir) -> openai.OpenAI:
+    """The openai client of a live server whose `acme` GPT answers "30 days [1]." from a returns policy file."""
+    (gpts_dir / "kb").mkdir()
+    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
+                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")
+    server = live(make_app(ServerConfig()))
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
 
 
 @pytest.fixture

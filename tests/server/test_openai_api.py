@@ -220,13 +220,8 @@ def test_end_to_end_on_the_embedded_model(make_app, live, write_spec):
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
 
 
-def test_citations_ride_in_an_extra_message_field(make_app, live, write_spec, gpts_dir):
-    (gpts_dir / "kb").mkdir()
-    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
-    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
-                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")
-    server = live(make_app(ServerConfig()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+def test_citations_ride_in_an_extra_message_field(citing_acme):
+    client = citing_acme
     message = client.chat.completions.create(model="acme", messages=[{"role": "user", "content": "returns?"}]).choices[0].message
     assert message.content == "30 days [1]."
     [citation] = message.model_extra["citations"]

@@ -227,13 +227,8 @@ def test_a_cut_answer_is_incomplete(client):
     assert response.output_text == "You said:"
 
 
-def test_citations_ride_in_an_extra_field(make_app, live, write_spec, gpts_dir):
-    (gpts_dir / "kb").mkdir()
-    (gpts_dir / "kb" / "returns.md").write_text("# Returns\nShoes can be returned within 30 days.\n", encoding="utf-8")
-    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake, options: {replies: ['30 days [1].']}}\n"
-                       "knowledge: {files: [kb/*.md], embedding_model: fake}\n")
-    server = live(make_app(ServerConfig()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+def test_citations_ride_in_an_extra_field(citing_acme):
+    client = citing_acme
     response = client.responses.create(model="acme", input="returns?")
     assert response.output_text == "30 days [1]."
     [citation] = response.model_extra["citations"]
