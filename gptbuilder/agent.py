@@ -159,6 +159,9 @@ class Agent:
         presence_penalty: float | None = None,
         frequency_penalty: float | None = None,
         logit_bias: Mapping[int, float] | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
+        repeat_penalty: float | None = None,
         logprobs: bool = False,
         top_logprobs: int | None = None,
         response_format: Mapping[str, Any] | None = None,
@@ -187,6 +190,7 @@ class Agent:
         options = Options(
             temperature, top_p, max_tokens, tuple(stop or ()), seed,
             presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, logit_bias=logit_bias,
+            top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
             logprobs=logprobs, top_logprobs=top_logprobs, response_format=response_format,
         )
         answer_schema(response_format)  # InputError now for a format no backend could follow

@@ -35,7 +35,7 @@ FAKE_VOCABULARY = 50_000  # token ids a `logit_bias` may name for the fake model
 # The sampling options a call may carry (as call arguments, or as fields on a copy, the way the tool loop passes them).
 RECORDED = (
     "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
-    "logprobs", "top_logprobs", "tool_choice", "response_format",
+    "logprobs", "top_logprobs", "tool_choice", "response_format", "top_k", "min_p", "repeat_penalty",
 )
 
 
@@ -66,6 +66,9 @@ class FakeChatModel(StreamingChatModel):
     logit_bias: dict[int, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
     response_format: dict[str, Any] | None = None  # recorded only: scripted replies are what a test makes them
     _turn: Iterator[int] = PrivateAttr(default_factory=itertools.count)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)

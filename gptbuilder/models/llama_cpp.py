@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from ..spec import ModelConfig
 
-_EXTRA_SAMPLING_KEYS = ("top_k", "min_p", "repeat_penalty")
 
 
 @dataclass(kw_only=True)
@@ -181,7 +180,7 @@ class ChatLlamaCpp(LocalChatModel):
 
     def decode_params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Sampling parameters with llama.cpp's extra keys (top_k, min_p, repeat_penalty)."""
-        return {**self.sampling, **self.sampling_params(stop, kwargs, extra_keys=_EXTRA_SAMPLING_KEYS)}
+        return {**self.sampling, **self.sampling_params(stop, kwargs)}
 
     def model_name(self) -> str:
         """The GGUF file name."""

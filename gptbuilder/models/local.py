@@ -32,6 +32,7 @@ SAMPLING_KEYS = (
     "temperature", "top_p", "max_tokens", "seed", "stop",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
 )
+EXTENSION_KEYS = ("top_k", "min_p", "repeat_penalty")  # a request's; None leaves the backend's own setting
 MESSAGE_OVERHEAD = 4  # role markers around each message in ChatML-style templates
 
 
@@ -86,6 +87,9 @@ class LocalChatModel(StreamingChatModel):
     logit_bias: dict[int, float] = Field(default_factory=dict)
     logprobs: bool = False
     top_logprobs: int = 0
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
     # Who decides between answering and calling a tool: "embedding" (a router; see tool_routing.py) or "model".
     tool_routing: str = "embedding"
     tool_route_threshold: float = 0.3
@@ -155,7 +159,8 @@ class LocalChatModel(StreamingChatModel):
             "logprobs": self.logprobs,
             "top_logprobs": self.top_logprobs,
         }
-        params.update({k: v for k, v in kwargs.items() if k in SAMPLING_KEYS + extra_keys and v is not None})
+        params.update({k: getattr(self, k) for k in EXTENSION_KEYS if getattr(self, k) is not None})
+        params.update({k: v for k, v in kwargs.items() if k in SAMPLING_KEYS + EXTENSION_KEYS + extra_keys and v is not None})
         if isinstance(params["stop"], str):
             params["stop"] = [params["stop"]]
         params["stop"] = [s for s in [*params["stop"], *(stop or [])] if s]

@@ -38,6 +38,11 @@ class ChatOpenAICompatible(ChatOpenAI):
     context_window: int = DEFAULT_REMOTE_CONTEXT_WINDOW
     api_key_env: str | None = None
     response_format: dict[str, Any] | None = None  # a turn's structured output, when its tool loop copies the model
+    # vLLM's and llama.cpp's sampling extensions a request may set; sent in the body (vLLM's names), so an
+    # endpoint that does not take them says so, rather than having them dropped here
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
 
     def count_message_tokens(self, messages: Sequence[BaseMessage]) -> int:
         """An estimate: the endpoint's tokenizer is not here (and ChatOpenAI's own counter downloads tiktoken's)."""
@@ -55,6 +60,14 @@ class ChatOpenAICompatible(ChatOpenAI):
     def _rename(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if "max_tokens" in kwargs:  # our option name; the wire field set by this class is max_completion_tokens
             kwargs["max_completion_tokens"] = kwargs.pop("max_tokens")
+        extensions = {}
+        for name, wire in (("top_k", "top_k"), ("min_p", "min_p"), ("repeat_penalty", "repetition_penalty")):
+            value = kwargs.pop(name, None)
+            value = getattr(self, name) if value is None else value
+            if value is not None:
+                extensions[wire] = value
+        if extensions:
+            kwargs["extra_body"] = {**(self.extra_body or {}), **(kwargs.get("extra_body") or {}), **extensions}
         response_format = kwargs.pop("response_format", None) or self.response_format
         if isinstance(response_format, dict):
             # Sent as is, in the body: given as an argument, ChatOpenAI streams through the SDK's parse helper,

@@ -319,6 +319,12 @@ class ChatTransformers(LocalChatModel):
         else:
             # The checkpoint's generation_config may ask for sampling; 0 means greedy whatever it says.
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if kwargs["do_sample"] and params.get("top_k") is not None:
+            kwargs["top_k"] = int(params["top_k"]) if params["top_k"] > 0 else None  # 0 or -1: no top-k cut
+        if kwargs["do_sample"] and params.get("min_p"):
+            kwargs["min_p"] = float(params["min_p"])
+        if params.get("repeat_penalty") is not None:
+            kwargs["repetition_penalty"] = float(params["repeat_penalty"])
         if params["stop"]:
             kwargs.update(stop_strings=params["stop"], tokenizer=tokenizer)
         return kwargs

@@ -212,6 +212,10 @@ class _Sampling(RequestBody):
     presence_penalty: float | None = Penalty
     frequency_penalty: float | None = Penalty
     logit_bias: dict[TokenId, Bias] | None = Field(None, max_length=300)
+    # vLLM's and llama.cpp's extensions, which Open WebUI sends when a user sets them in a chat's advanced params.
+    top_k: int | None = Field(None, ge=-1, description="sample from the k likeliest tokens (0 or -1: all)")
+    min_p: float | None = Field(None, ge=0, le=1, description="drop tokens less likely than min_p times the likeliest")
+    repeat_penalty: float | None = Field(None, gt=0, le=2, description="divide the logits of tokens already in the text (1: off)")
     user: str | None = Field(None, max_length=256)
     n: int | None = None
     stream: bool = False

@@ -33,6 +33,9 @@ class Options:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     logit_bias: Mapping[int, float] | None = None  # token id -> added to its logit (-100 bans it, 100 forces it)
+    top_k: int | None = None  # vLLM's and llama.cpp's sampling extensions (applied by local models)
+    min_p: float | None = None
+    repeat_penalty: float | None = None
     logprobs: bool = False  # report each answer token's log probability (see events.TokenLogprobs)
     top_logprobs: int | None = None  # and this many most likely alternatives at each position
     # OpenAI's response_format ({"type": "json_object"} or "json_schema" with its schema): the answer is that JSON.
@@ -54,6 +57,9 @@ class Options:
             "presence_penalty": self.presence_penalty,
             "frequency_penalty": self.frequency_penalty,
             "logit_bias": dict(self.logit_bias) if self.logit_bias else None,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
             "logprobs": self.logprobs or None,
             "top_logprobs": self.top_logprobs if self.logprobs else None,
             "response_format": dict(self.response_format) if self.response_format and self.structured else None,

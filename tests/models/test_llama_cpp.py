@@ -177,3 +177,6 @@ def test_penalties_and_seed_reach_the_sampler(model):
     assert _text(model, prompt, presence_penalty=1.5, **plain).count("1,") < 3
     sampled = {"temperature": 1.0, "max_tokens": 12}
     assert _text(model, prompt, seed=5, **sampled) == _text(model, prompt, seed=5, **sampled)
+    # top_k 1 leaves only the likeliest token: sampling at temperature 1 is greedy, whatever the seed
+    greedy = _text(model, prompt, temperature=0, max_tokens=12)
+    assert _text(model, prompt, seed=1, top_k=1, **sampled) == _text(model, prompt, seed=2, top_k=1, **sampled) == greedy

@@ -122,3 +122,24 @@ def test_each_local_backend_keeps_its_own_fields(tmp_path):
         ModelConfig(provider="transformers", options={"device": "cpu", "dtype": "float32"}), base_dir=tmp_path
     )
     assert (gpu.device, gpu.dtype, gpu.trust_remote_code, gpu.max_context) == ("cpu", "float32", False, None)
+
+
+def test_a_requests_top_k_min_p_and_repeat_penalty_override_the_specs(tmp_path):
+    local: Any = llama_cpp.provider.create(ModelConfig(options={"top_k": 5}), base_dir=tmp_path)
+    params = local.decode_params(None, {"top_k": 40, "min_p": 0.05})
+    assert (params["top_k"], params["min_p"], params["repeat_penalty"]) == (40, 0.05, 1.1)
+    assert local.decode_params(None, {})["top_k"] == 5 and "min_p" not in local.decode_params(None, {})
+    copied = local.model_copy(update={"repeat_penalty": 1.3})  # the tool loop's way of passing them
+    assert copied.decode_params(None, {})["repeat_penalty"] == 1.3
+
+
+def test_transformers_takes_them_in_generates_names(tmp_path):
+    from types import SimpleNamespace
+
+    gpu: Any = transformers.provider.create(ModelConfig(provider="transformers", temperature=0.7), base_dir=tmp_path)
+    runtime: Any = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0), eos_ids={0})
+    sampled = gpu._generate_kwargs(gpu.decode_params(None, {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.2}), runtime)
+    assert (sampled["top_k"], sampled["min_p"], sampled["repetition_penalty"]) == (40, 0.05, 1.2)
+    assert gpu._generate_kwargs(gpu.decode_params(None, {"top_k": -1}), runtime)["top_k"] is None  # -1: no cut
+    greedy = gpu._generate_kwargs(gpu.decode_params(None, {"temperature": 0, "top_k": 40, "repeat_penalty": 1.2}), runtime)
+    assert greedy["do_sample"] is False and greedy["top_k"] is None and greedy["repetition_penalty"] == 1.2

@@ -148,6 +148,14 @@ def test_openai_sampling_options_are_passed_through(server, agent):
     assert {key: body[key] for key in (*options, "seed")} == {**options, "logit_bias": {"42": -100.0}, "seed": 9}
 
 
+def test_vllm_sampling_extensions_go_in_the_body(server, agent):
+    agent.chat("Hi", top_k=40, min_p=0.05, repeat_penalty=1.2)
+    body = server.chat_bodies[-1]
+    assert {key: body[key] for key in ("top_k", "min_p", "repetition_penalty")} == {"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.2}
+    agent.chat("Hi")
+    assert not {"top_k", "min_p", "repetition_penalty", "repeat_penalty"} & set(server.chat_bodies[-1])
+
+
 def test_provider_options_headers_and_extra_body_are_sent(server, openai_spec, monkeypatch):
     monkeypatch.setenv("MY_KEY", KEY)
     path = openai_spec(

@@ -366,6 +366,9 @@ def test_sampling_options_reach_the_model(app_client):
         "temperature": 0.3, "top_p": 0.8, "max_tokens": 9, "stop": ["zzz"], "seed": 7, "presence_penalty": 0.5,
         "frequency_penalty": -0.25, "logit_bias": {42: -100.0, 7: 2.5}, "logprobs": True, "top_logprobs": 2,
     }
+    extensions = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.2}  # vLLM's and llama.cpp's, as Open WebUI sends them
+    assert app_client.post("/v1/chat/completions", json={**CHAT, **extensions}).status_code == 200
+    assert model.calls[-1] == {"max_tokens": 512, **extensions}  # 512: its own
     legacy = {"model": "echo", "prompt": "hi", "logprobs": 3, "presence_penalty": 1}
     assert app_client.post("/v1/completions", json=legacy).status_code == 200
     assert model.calls[-1] == {"max_tokens": 512, "logprobs": True, "top_logprobs": 3, "presence_penalty": 1.0}  # 512: its own
@@ -383,10 +386,14 @@ def _calculator_gpt(make_app, write_spec, answer: str):
 
 def test_sampling_options_reach_a_gpts_own_tool_loop(make_app, write_spec):
     client = _calculator_gpt(make_app, write_spec, "It is 4.")
-    body = {"model": "calc", "messages": [{"role": "user", "content": "2+2?"}], "seed": 3, "frequency_penalty": 1.5, "logit_bias": {"5": 1}}
+    body = {
+        "model": "calc", "messages": [{"role": "user", "content": "2+2?"}], "seed": 3, "frequency_penalty": 1.5,
+        "logit_bias": {"5": 1}, "top_k": 20, "repeat_penalty": 1.1,
+    }
     assert client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"] == "It is 4."
     calls = client.app.state.gptbuilder.store.agent("calc").model.calls
     assert len(calls) == 2 and all(c["seed"] == 3 and c["frequency_penalty"] == 1.5 and c["logit_bias"] == {5: 1.0} for c in calls)
+    assert all(c["top_k"] == 20 and c["repeat_penalty"] == 1.1 for c in calls)  # the copy the tool loop makes keeps them
 
 
 def test_logprobs_come_back_in_openais_shape_streamed_and_not(client):
@@ -425,6 +432,9 @@ def test_legacy_completions_report_logprobs_in_their_own_shape(client):
     ({"top_logprobs": 3}, "top_logprobs", "invalid_value"),
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", "above_max_value"),
     ({"presence_penalty": 2.5}, "presence_penalty", "above_max_value"),
+    ({"top_k": -2}, "top_k", "below_min_value"),
+    ({"min_p": 1.5}, "min_p", "above_max_value"),
+    ({"repeat_penalty": 0}, "repeat_penalty", "below_min_value"),
     ({"n": 2}, "n", "unsupported_value"),
     ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio", "unsupported_parameter"),
     ({"modalities": ["text", "audio"]}, "modalities", "unsupported_value"),
