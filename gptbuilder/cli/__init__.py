@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import GPTBuilderError, UnknownGPTError
 from ..settings import Settings
-from . import chat, doctor, importer, knowledge, mcp, serve, specs, testing
+from . import chat, doctor, importer, knowledge, mcp, serve, specs, testing, training
 from .progress import PROGRESS_KEY, command_progress, progress_of
 
 
@@ -76,6 +76,7 @@ mcp.register(app)
 testing.register(app)
 importer.register(app)
 doctor.register(app)
+training.register(app)
 
 
 def main() -> None:

@@ -59,11 +59,16 @@ def _import_transformers() -> Any:
 def resolve_model(name: str | None, base_dir: Path) -> str:
     """Turn `model.name` into what from_pretrained takes: a local path, or a hub id left as written.
 
-    Omitted or 'smollm2' is the embedded SmolLM2 GGUF. Relative paths resolve against ``base_dir``;
+    Omitted or 'smollm2' is the embedded SmolLM2 GGUF; `registry:NAME` is a registered model's folder.
+    Relative paths resolve against ``base_dir``;
     a name that is not on disk and looks like `org/model` is a Hugging Face Hub id.
     """
     if name is None or is_embedded(name):
         return str(default_model_path())
+    if name.startswith("registry:"):  # a model `gptbuilder train finetune` registered under GPTBUILDER_DATA_DIR
+        from ..training.registry import resolve
+
+        return str(resolve(name))
     expanded = os.path.expanduser(name)
     path = Path(expanded) if os.path.isabs(expanded) else base_dir / expanded
     if path.exists() or _looks_like_path(name):
