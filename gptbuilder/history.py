@@ -1,4 +1,9 @@
-"""Conversations, messages, feedback and ratings, shared by the store UI, the API and the widget."""
+"""Conversations, messages, feedback and ratings, shared by the store UI, the API and the widget.
+
+Everything written here is stored with its personal data masked (`[email]`, `[card]`, …; see
+moderation/masking.py), whatever a GPT's moderation says: message text and what is kept beside it,
+titles and feedback comments. A turn answers what the user wrote (`as_sent`); later turns read it masked.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, Database
 from .errors import InputError
+from .moderation.masking import mask_text, mask_value
 from .pending import HOLD_FOR, Call, plain_call
 
 MAX_TITLE_CHARS = 120
@@ -126,13 +132,14 @@ class History:
     def start(self, gpt_id: str, *, title: str = "", channel: str = "store", owner: str = "") -> Conversation:
         """A new, empty conversation with a GPT."""
         with self.db.session() as s:
-            row = ConversationRow(gpt_id=gpt_id, title=title[:MAX_TITLE_CHARS], channel=channel, owner=owner)
+            row = ConversationRow(gpt_id=gpt_id, title=mask_text(title)[:MAX_TITLE_CHARS], channel=channel, owner=owner)
             s.add(row)
             s.flush()
             return _conversation(row)
 
     def add(self, conversation_id: str, role: str, content: str, **extra: Any) -> Message:
-        """Append a message; the first user message names an untitled conversation."""
+        """Append a message (masked); the first user message names an untitled conversation."""
+        content, extra = mask_text(content), mask_value(extra)
         with self.db.session() as s:
             conv = s.get(ConversationRow, conversation_id)
             if conv is None:
@@ -146,7 +153,8 @@ class History:
             return Message(row.id, row.role, row.content, dict(row.extra))
 
     def update(self, message_id: int, content: str, **extra: Any) -> None:
-        """Rewrite a message (e.g. an answer completed after streaming, or regenerated)."""
+        """Rewrite a message (e.g. an answer completed after streaming, or regenerated), masked."""
+        content, extra = mask_text(content), mask_value(extra)
         with self.db.session() as s:
             row = s.get(MessageRow, message_id)
             if row is None:
@@ -191,7 +199,7 @@ class History:
 
     def rename(self, conversation_id: str, title: str) -> None:
         """Give a conversation a new title (trimmed; empty is refused)."""
-        title = " ".join(title.split())
+        title = mask_text(" ".join(title.split()))
         if not title:
             raise InputError("a conversation title cannot be empty")
         with self.db.session() as s:
@@ -217,6 +225,7 @@ class History:
             raise InputError("feedback is +1 (thumbs up) or -1 (thumbs down)")
         if len(comment) > MAX_COMMENT_CHARS:
             raise InputError(f"a feedback comment is at most {MAX_COMMENT_CHARS} characters")
+        comment = mask_text(comment)
         with self.db.session() as s:
             message = s.get(MessageRow, message_id)
             if message is None or message.role != "assistant":
@@ -266,6 +275,15 @@ class History:
                 else:
                     stats.thumbs_down = count
         return out
+
+
+def as_sent(stored: list[Message], sent: Message, text: str) -> list[Message]:
+    """The stored conversation with the message just added as the user wrote it, for this turn's model.
+
+    What is stored is masked; the turn that answers a message still answers what was written (the GPT's own
+    `moderation: {pii: mask}` decides whether its model sees personal data). Later turns read it masked.
+    """
+    return [Message(m.id, m.role, text, m.extra) if m.id == sent.id else m for m in stored]
 
 
 # How often a streaming answer's text so far is written: what a crash of the server can lose of it.

@@ -27,6 +27,9 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w])|(?<![\w+])\+\d{9,15}(?!\w)"
 )
+# What the phone pattern also matches and is not a phone number: an IPv4 address, a date with its hour.
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
+_DATE_TIME = re.compile(r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:[ T](?:[01]\d|2[0-3]))?")
 
 
 def luhn(digits: str) -> bool:
@@ -73,6 +76,8 @@ def _phones(text: str) -> Iterator[tuple[int, int]]:
         groups = re.split(r"[ .-]", number)
         if not number.startswith(("+", "(")) and all(len(g) == 3 for g in groups[1:]) and len(groups[0]) <= 3:
             continue  # 1 000 000 000: a large number written in thousands, not a phone number
+        if _IPV4.fullmatch(number) or _DATE_TIME.fullmatch(number):
+            continue  # an IPv4 address or a date and time (2026-12-06 15:48), as servers' logs are full of
         yield match.span()
 
 

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError, InputError
 from ..events import Transcript
+from ..history import as_sent
 from .config import ServerConfig
 from .errors import APIError
 
@@ -260,8 +261,8 @@ def _stored_turn(state: ServerState, gpt_id: str, owner: str, conversation: str 
         if found is None or found.owner != owner or found.gpt_id != gpt_id or found.channel != CHANNEL:
             raise InputError(f"no conversation {conversation!r} of yours with {gpt_id}; leave 'conversation' out to "
                              "start a new one")
-    history.add(conversation, "user", message)
-    stored = history.messages(conversation)
+    sent = history.add(conversation, "user", message)
+    stored = as_sent(history.messages(conversation), sent, message)  # stored masked, answered as written
     return conversation, [{"role": m.role, "content": m.content} for m in stored if m.role in ("user", "assistant") and m.content]
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, DateTime, String, delete, literal, select
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from ..db import Base, Database
+from ..moderation.masking import mask_value
 
 
 def _now() -> datetime:
@@ -35,7 +36,8 @@ class ResponseStore:
         self.db = db
 
     def save(self, owner: str, body: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        """Keep a finished response and its turn's messages."""
+        """Keep a finished response and its turn's messages, personal data masked (later turns read them so)."""
+        body, messages = mask_value(body), mask_value(messages)
         with self.db.session() as s:
             s.add(
                 ResponseRow(

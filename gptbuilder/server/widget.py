@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import GPTBuilderError
 from ..events import Citation, Curated, Done, TextDelta, Transcript
-from ..history import PartialAnswer
+from ..history import PartialAnswer, as_sent
 from ..loader import LoadedSpec
 from ..spec import WidgetConfig
 from .auth import client_ip
@@ -213,8 +213,8 @@ async def widget_message(gpt_id: str, body: WidgetMessage, request: Request) -> 
     except OverflowError as exc:
         raise APIError(429, str(exc), code="session_limit", headers={"Retry-After": "3600"}) from None
     history = st.history
-    await run_in_threadpool(history.add, conversation_id, "user", body.message)
-    stored = await run_in_threadpool(history.messages, conversation_id)
+    sent = await run_in_threadpool(history.add, conversation_id, "user", body.message)
+    stored = as_sent(await run_in_threadpool(history.messages, conversation_id), sent, body.message)  # stored masked
     messages = [{"role": m.role, "content": m.content} for m in stored if m.role in ("user", "assistant") and m.content]
     agent = await st.agent(loaded.id)
     st.check_messages(messages)

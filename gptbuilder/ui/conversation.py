@@ -9,7 +9,7 @@ from typing import Any
 from ..access import AccessError
 from ..errors import GPTBuilderError, InputError
 from ..events import ConfirmationRequest, Done, Event, Step, Transcript
-from ..history import DatabasePendingCalls, History, Message, PartialAnswer
+from ..history import DatabasePendingCalls, History, Message, PartialAnswer, as_sent
 from ..store import Store
 
 
@@ -142,7 +142,7 @@ class ChatTurns:
         conversation = self._conversation(gpt_id, conversation_id, owner)
         extra = {"approvals": dict(approvals)} if approvals else {}
         user = self.history.add(conversation, "user", text, **extra)
-        stored = self.history.messages(conversation)
+        stored = as_sent(self.history.messages(conversation), user, text)  # stored masked, answered as written
         answer = self.history.add(conversation, "assistant", "", streaming=True)
         yield from self._stream(agent, conversation, stored, user, answer, approvals)
 
