@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError, SpecError, SpecProblem
+from .errors import InputError, SpecError, SpecProblem, StorageError, storage_error
 from .fingerprint import content_hash
 from .loader import LoadedSpec, load_spec
 from .spec import BUILTIN_TOOLS, ID_PATTERN
@@ -149,7 +149,7 @@ def load_draft(gpt_id: str, text: str, gpts_dir: str | Path) -> LoadedSpec:
     gpts_dir.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(gpts_dir, gpt_id)
     try:
-        _write(tmp, text)
+        _write(tmp, text, f"a draft of {gpt_id}.yaml")
         return load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id, trusted=False)
     finally:
         tmp.unlink(missing_ok=True)
@@ -190,7 +190,7 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
     target = gpts_dir / f"{gpt_id}.yaml"
     tmp = _temp_path(gpts_dir, gpt_id)
     try:
-        _write(tmp, text)
+        _write(tmp, text, target.name)
         load_spec(tmp, display=_display(gpts_dir, gpt_id), gpt_id=gpt_id, trusted=False)
         on_disk = content_hash(target)
         warning = None
@@ -201,7 +201,10 @@ def save(gpt_id: str, text: str, gpts_dir: str | Path, *, loaded_fingerprint: st
                 warning = f"{target.name} had been deleted elsewhere; saved again"
             else:
                 warning = f"{target.name} was changed elsewhere after you opened it; your version replaced it"
-        mark_untrusted(target)
+        try:
+            mark_untrusted(target)
+        except OSError as exc:
+            raise (storage_error(exc, target.name) or StorageError(f"could not write {target.name}: {exc}")) from None
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -213,12 +216,16 @@ def _temp_path(folder: Path, gpt_id: str) -> Path:
     return folder / f".{gpt_id}.{uuid.uuid4().hex[:12]}.tmp"
 
 
-def _write(path: Path, text: str | bytes) -> None:
+def _write(path: Path, text: str | bytes, what: str) -> None:
+    """Write a new file in full and to the disk, or raise StorageError naming ``what`` (the caller removes it)."""
     data = text.encode("utf-8") if isinstance(text, str) else text
-    with open(path, "xb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(path, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise (storage_error(exc, what) or StorageError(f"could not write {what}: {exc.strerror or exc}")) from None
 
 
 def upload_suffixes() -> frozenset[str]:
@@ -283,7 +290,7 @@ def store_upload(
     if not target.exists():
         tmp = folder / f".{uuid.uuid4().hex}.tmp"
         try:
-            _write(tmp, data)
+            _write(tmp, data, f"the upload {name!r}")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

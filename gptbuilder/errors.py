@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,32 @@ class InputError(GPTBuilderError):
 
 class DatabaseError(GPTBuilderError):
     """The database could not be reached or refused an operation."""
+
+
+class StorageError(GPTBuilderError):
+    """A file or index could not be written: the disk is full, read-only or refuses; what was there is intact."""
+
+
+_STORAGE_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the disk is read-only",
+    errno.EACCES: "permission denied",
+}
+
+
+def storage_error(exc: BaseException, what: str, *, kept: str = "nothing was changed") -> StorageError | None:
+    """``exc`` as a StorageError about writing ``what`` when the disk ran out or refused, else None.
+
+    SQLite (and Chroma over it) say "database or disk is full" rather than raising an OSError.
+    """
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_REASONS:
+        reason = _STORAGE_REASONS[exc.errno]
+    elif "disk is full" in str(exc) or "No space left on device" in str(exc):
+        reason = "the disk is full"
+    else:
+        return None
+    return StorageError(f"could not write {what}: {reason}; {kept}")
 
 
 class ToolError(GPTBuilderError):

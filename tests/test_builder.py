@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
 
 from gptbuilder import builder
-from gptbuilder.errors import InputError, SpecError
+from gptbuilder.errors import InputError, SpecError, StorageError
 from gptbuilder.loader import load_spec
 from gptbuilder.store import Store
 
@@ -76,6 +77,24 @@ def test_a_failed_write_never_loses_the_existing_file(gpts_dir, monkeypatch):
         builder.save("poet", GOOD.replace("Poet", "Poet 2"), gpts_dir)
     assert (gpts_dir / "poet.yaml").read_text() == GOOD
     assert sorted(p.name for p in gpts_dir.iterdir()) == ["poet.untrusted", "poet.yaml"]
+
+
+def _disk_full(*_args):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_says_so_and_changes_nothing(gpts_dir, tmp_path, monkeypatch):
+    builder.save("poet", GOOD, gpts_dir)
+    upload = tmp_path / "notes.md"
+    upload.write_text("# Notes\nHello.\n", encoding="utf-8")
+    monkeypatch.setattr(builder.os, "fsync", _disk_full)  # where a full disk shows once the data is flushed
+    with pytest.raises(StorageError, match=r"could not write poet\.yaml: the disk is full; nothing was changed"):
+        builder.save("poet", GOOD.replace("Poet", "Poet 2"), gpts_dir)
+    with pytest.raises(StorageError, match=r"could not write the upload 'notes\.md': the disk is full"):
+        builder.store_upload("poet", upload, "notes.md", gpts_dir)
+    assert (gpts_dir / "poet.yaml").read_text() == GOOD
+    assert sorted(p.name for p in gpts_dir.iterdir()) == ["knowledge", "poet.untrusted", "poet.yaml"]
+    assert list((gpts_dir / "knowledge" / "poet").iterdir()) == []  # no half-written upload, no temporary file
 
 
 def test_two_editors_last_write_wins_with_a_warning(gpts_dir):

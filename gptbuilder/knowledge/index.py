@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import GPTBuilderError
+from ..errors import GPTBuilderError, storage_error
 from ..paths import PathEscapeError, is_within, matching_files, safe_join
 from ..spec import KnowledgeConfig
 from .chunking import Chunk, split_sections
@@ -290,7 +290,20 @@ class KnowledgeIndex:
         """Bring the index in line with the files: embed only added or changed files, drop removed ones.
 
         ``progress`` hears how many of the files to embed are done (default: the ambient reporter, if any).
+        A disk that runs out meanwhile is a StorageError; the index answers as before it (see _index_files).
         """
+        try:
+            return self._update(rebuild=rebuild, progress=progress)
+        except GPTBuilderError:
+            raise
+        except Exception as exc:
+            failed = storage_error(exc, f"the knowledge index of {self.gpt_id}",
+                                   kept="searches use the index as it was, and the next update completes it")
+            if failed is None:
+                raise
+            raise failed from None
+
+    def _update(self, *, rebuild: bool, progress: IndexProgress | None) -> IndexReport:
         start = time.perf_counter()
         with self._lock:
             report = IndexReport()

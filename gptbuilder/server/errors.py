@@ -13,7 +13,7 @@ from sse_starlette import ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..access import AccessError
-from ..errors import DatabaseError, GPTBuilderError, InputError, ModelError, SpecError, UnknownGPTError
+from ..errors import DatabaseError, GPTBuilderError, InputError, ModelError, SpecError, StorageError, UnknownGPTError
 
 logger = logging.getLogger("gptbuilder.server")
 
@@ -120,6 +120,9 @@ def from_gptbuilder(exc: GPTBuilderError) -> APIError:
         return APIError(503, "the database is unavailable; try again shortly", code="database_unavailable")
     if isinstance(exc, ModelError):
         return APIError(500, str(exc), code="model_error")
+    if isinstance(exc, StorageError):
+        logger.error("storage error: %s", exc)
+        return APIError(507, "the server's disk is full or refuses writes; try again later", code="insufficient_storage")
     return APIError(500, str(exc), code="server_error")
 
 

@@ -190,13 +190,15 @@ def _api(
 
         Builders save new GPTs (which become theirs) and their own; admins any.
         """
-        from ..errors import SpecError
+        from ..errors import SpecError, StorageError
 
         ui_call(access.claim_for_edit, identify(request), gpt_id)
         try:
             result = store.save(gpt_id, text, loaded_fingerprint=loaded_fingerprint or None)
         except SpecError as exc:
             return {"saved": False, "problems": [str(p) for p in exc.problems]}
+        except StorageError as exc:
+            return {"saved": False, "problems": [str(exc)]}
         return {"saved": True, "path": result.path.name, "fingerprint": result.fingerprint, "warning": result.warning}
 
     for fn in (gpts, gpt, conversations, messages, feedback, validate_spec, save_spec):

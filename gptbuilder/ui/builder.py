@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import builder as specs
 from ..access import Access, Identity
-from ..errors import GPTBuilderError, InputError, SpecError
+from ..errors import GPTBuilderError, InputError, SpecError, StorageError
 from ..spec import BUILTIN_TOOLS, CATEGORIES
 from ..store import Store
 from .conversation import Answer
@@ -262,8 +262,8 @@ def build_builder(store: Store, preview_data_dir: Path, *, identify: Identify, a
         except SpecError as exc:
             message = "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)
             return gr.update(), gr.update(), count, message, gr.update()
-        except OSError as exc:
-            return gr.update(), gr.update(), count, f"Not saved — the file is unchanged: {esc(exc.strerror or exc)}", gr.update()
+        except (StorageError, OSError) as exc:
+            return gr.update(), gr.update(), count, f"Not saved — the file is unchanged: {esc(_reason(exc))}", gr.update()
         note = f"Saved `{esc(result.path.name)}` — it is in the store now."
         if result.warning:
             gr.Warning(result.warning)
@@ -284,8 +284,8 @@ def build_builder(store: Store, preview_data_dir: Path, *, identify: Identify, a
             result = store.save(chosen_id, text, loaded_fingerprint=fingerprint)
         except SpecError as exc:
             return {status: "Not saved — the file is unchanged.\n\n" + problems_markdown(exc.problems)}
-        except OSError as exc:
-            return {status: f"Not saved — the file is unchanged: {esc(exc.strerror or exc)}"}
+        except (StorageError, OSError) as exc:
+            return {status: f"Not saved — the file is unchanged: {esc(_reason(exc))}"}
         note = f"Saved `{esc(result.path.name)}` as written — it is in the store now."
         if result.warning:
             gr.Warning(result.warning)
@@ -310,7 +310,7 @@ def build_builder(store: Store, preview_data_dir: Path, *, identify: Identify, a
                 relative = specs.store_upload(
                     (chosen_id or "").strip(), path, path.name, store.gpts_dir, max_bytes=specs.MAX_UPLOAD_BYTES
                 )
-            except (InputError, OSError) as exc:
+            except (InputError, StorageError) as exc:
                 notes.append(f"❌ {md_text(exc)}")
                 continue
             if relative not in added:
@@ -382,3 +382,7 @@ def build_builder(store: Store, preview_data_dir: Path, *, identify: Identify, a
           [preview, preview_message, preview_turns], api_name="builder_preview", concurrency_limit=4)
     return BuilderView(editing=editing, saved=saved)
 
+
+def _reason(exc: Exception) -> str:
+    # an OSError's strerror, not its str(): that names the server's temporary file
+    return str(exc) if isinstance(exc, StorageError) else str(getattr(exc, "strerror", None) or exc)

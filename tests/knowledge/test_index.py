@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 import gptbuilder.knowledge.index as index_module
+from gptbuilder.errors import StorageError
 from gptbuilder.knowledge.embeddings import FakeEmbedder
 from gptbuilder.knowledge.index import Hit, KnowledgeError, KnowledgeIndex
 from gptbuilder.knowledge.loaders import MAX_FILE_BYTES
@@ -587,6 +589,36 @@ def test_an_embedder_crash_mid_update_leaves_a_searchable_index_that_the_next_up
     texts = [text for _, text in rows(index).values()]
     assert len(texts) == len(set(texts)) == 24
     assert not any(f"alpha{n:02d}" in t for t in texts for n in range(1, 6))
+
+
+def test_a_disk_that_fills_mid_update_is_a_storage_error_and_the_next_update_completes(
+    write_spec, gpts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = gpts_dir / "acme"
+    write_numbered(docs, 8, "alpha")
+    index = open_index(write_spec, "acme", tmp_path / "data")
+    index.update()
+    monkeypatch.setattr(index_module, "EMBED_BATCH", 2)  # 3 chunks a file: one file per batch
+    for n in range(1, 6):
+        (docs / f"note{n:02d}.txt").write_text(paragraphs(f"note{n:02d}", f"omega{n:02d}"), encoding="utf-8")
+    flush, batches = index_module.KnowledgeIndex._flush, []
+
+    def filling(self, *args, **kwargs):
+        batches.append(1)
+        if len(batches) > 1:  # SQLite under Chroma says so in words, not with an OSError
+            raise sqlite3.OperationalError("database or disk is full")
+        return flush(self, *args, **kwargs)
+
+    monkeypatch.setattr(index_module.KnowledgeIndex, "_flush", filling)
+    with pytest.raises(StorageError, match="could not write the knowledge index of acme: the disk is full; searches use"):
+        index.update()
+    monkeypatch.setattr(index_module.KnowledgeIndex, "_flush", flush)
+    assert_consistent(index)
+    assert index.search("omega01", mode="hybrid")[0].source == "acme/note01.txt"  # the batch that was written
+    assert index.search("alpha07", mode="hybrid")[0].source == "acme/note07.txt"  # untouched files still answer
+    report = index.update()
+    assert sorted(report.updated) == [f"acme/note{n:02d}.txt" for n in range(2, 6)]
+    assert_equals_fresh(index, tmp_path / "fresh")
 
 
 def test_an_embedder_crash_mid_rebuild_keeps_the_old_index_answering(

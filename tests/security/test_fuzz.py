@@ -1,9 +1,10 @@
 """Fuzzing with hypothesis (issue 17): random and mutated input never gets a 500, a traceback or a hang.
 
-The API routes (chat, legacy completions, Responses, embeddings, moderations, widget messages) get random JSON and mutations of a valid request (keys dropped, values swapped for any JSON
-value, known parameters added with wrong types); the spec loader gets random and mutated YAML; the knowledge
-loaders get random bytes under each file type they read. An answer may be a 200 or a clear 4xx in the error
-envelope; a loader may read the input or refuse it with its own error — nothing else.
+The API routes (chat, legacy completions, Responses, embeddings, moderations, widget messages) get random JSON
+and mutations of a valid request (keys dropped, values swapped for any JSON value, known parameters added with
+wrong types); the spec loader gets random and mutated YAML; the knowledge loaders get random bytes under each
+file type they read. An answer may be a 200 or a clear 4xx in the error envelope; a loader may read the input
+or refuse it with its own error — nothing else.
 """
 
 from __future__ import annotations

@@ -372,3 +372,22 @@ async def test_the_event_loop_keeps_serving_while_a_gpt_compiles(make_app, write
         answer = await asyncio.wait_for(slow, 10)
     assert answer.status_code == 200
     assert answer.json()["model"] == "slow"
+
+
+def test_a_full_disk_while_indexing_is_a_507_that_says_so(make_app, write_spec, gpts_dir, monkeypatch):
+    import sqlite3
+
+    from gptbuilder.knowledge.index import KnowledgeIndex
+
+    (gpts_dir / "kb").mkdir()
+    (gpts_dir / "kb" / "faq.md").write_text("# FAQ\nShoes can be returned within 30 days.\n", encoding="utf-8")
+    write_spec("acme", "name: Acme\ninstructions: x\nmodel: {provider: fake}\nknowledge: {files: [kb/*.md], embedding_model: fake}\n")
+
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(KnowledgeIndex, "_flush", full)
+    client = TestClient(make_app(ServerConfig()), raise_server_exceptions=False)
+    response = client.post("/v1/chat/completions", json={"model": "acme", "messages": [{"role": "user", "content": "returns?"}]})
+    assert response.status_code == 507
+    assert response.json()["error"]["code"] == "insufficient_storage" and "disk is full" in response.json()["error"]["message"]
