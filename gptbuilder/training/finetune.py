@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -186,7 +188,8 @@ def _train(source: str, tokenizer: Any, prepared: Prepared, options: FinetuneOpt
         data_collator=default_data_collator,
     )
     started = time.monotonic()
-    result = trainer.train()
+    with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its log lines; stdout carries only the result (--json)
+        result = trainer.train()
     seconds = time.monotonic() - started
     if options.method == "lora":
         model.save_pretrained(out / ADAPTER_DIR)
