@@ -114,7 +114,10 @@ class UsageLedger:
         key = (datetime.now(UTC).date(), key_id, gpt_id)
         with self._lock:
             if self._journal is not None:
-                self._journal.append(key, usage)
+                try:
+                    self._journal.append(key, usage)
+                except OSError as exc:  # a full disk: the count is still buffered, only a crash could lose it now
+                    logger.error("could not journal usage (%s); it is kept in memory until written", exc)
             sums = self._pending.setdefault(key, [0, 0, 0])
             sums[0] += 1
             sums[1] += usage.prompt_tokens

@@ -246,3 +246,16 @@ def test_usage_waits_out_a_database_outage_and_says_so_once(tmp_path, db, monkey
     assert len(errors) == 1 and errors[0].exc_info is None  # one line, not a traceback a second
     assert "usage written again after" in caplog.text
     ledger.close()
+
+
+def test_a_journal_that_cannot_be_written_still_counts_the_request(tmp_path, db, monkeypatch, caplog):
+    ledger = UsageLedger(db, flush_seconds=3600, journal=tmp_path / "journal")
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger._journal, "append", full)
+    ledger.add("key_k", "echo", Usage(2, 2))
+    assert "could not journal usage" in caplog.text
+    assert totals(ledger) == (1, 2, 2)
+    ledger.close()
