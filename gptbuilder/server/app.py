@@ -60,7 +60,9 @@ def create_app(
     """
     config = config or ServerConfig.from_env()
     from ..moderation import server_default
+    from ..moderation.logs import mask_logs
 
+    mask_logs()  # no log line keeps a user's email or card number, whatever logging uvicorn set up
     server_default()  # a broken GPTBUILDER_MODERATION file stops the start, rather than every answer
     from ..settings import Settings
 
