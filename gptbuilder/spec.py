@@ -393,6 +393,23 @@ def _pattern_compiles(value: str) -> str:
     return value
 
 
+class RemoteModerationConfig(_Strict):
+    """`moderation.remote:`: an OpenAI-compatible `/v1/moderations` endpoint that judges the text too."""
+
+    url: HTTPURL = Field(description="The endpoint itself, e.g. https://api.openai.com/v1/moderations")
+    api_key_env: str | None = Field(default=None, pattern=ENV_NAME, description="Environment variable holding its key")
+    model: str | None = Field(default=None, min_length=1, max_length=200, description="Moderation model to ask for")
+    timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds one check may take, connection included")
+    on_error: Literal["block", "allow"] = Field(
+        default="block", description="A timeout, HTTP error or malformed answer blocks the turn (block) or lets it on"
+    )
+    every: int = Field(
+        default=500, ge=50, le=100_000,
+        description="Characters of a streamed answer checked per call (and the rest at its end): calls stay bounded",
+    )
+    allow_private_network: bool = Field(default=False, description="The endpoint may be on loopback or a private network")
+
+
 class ModerationConfig(_Strict):
     """`moderation:`: checks on what users send and what the GPT answers (also a server-wide default file)."""
 
@@ -411,6 +428,9 @@ class ModerationConfig(_Strict):
         "or block",
     )
     refusal: str = Field(default=DEFAULT_REFUSAL, min_length=1, max_length=2000, description="What a blocked turn answers")
+    remote: RemoteModerationConfig | None = Field(
+        default=None, description="An OpenAI-compatible /v1/moderations endpoint that also judges messages and answers"
+    )
 
 
 class GPTSpec(_Strict):

@@ -2,8 +2,9 @@
 
 The operator's own spec files are trusted. A spec written through the store comes from whoever holds a
 key, so it may not run the server's code (function tools), reach private networks, load files by path,
-send requests (and keys) to endpoints or read environment variables the operator did not allow, or name
-files outside its own folder, ``knowledge/<id>/`` beside the spec (where the builder puts its uploads).
+send requests (and keys) to endpoints (a model's base_url, a remote moderation url) or read environment
+variables the operator did not allow, or name files outside its own folder, ``knowledge/<id>/`` beside the
+spec (where the builder puts its uploads).
 
 The builder marks what it saves with ``<id>.untrusted`` beside ``<id>.yaml``; every later load from disk
 sees the marker, so a saved spec stays untrusted. The operator trusts it by deleting the marker.
@@ -121,6 +122,10 @@ def untrusted_problems(
             if isinstance(model_name, str) and _is_path_name(model_name, folder):
                 report.refuse(where, f"{model_name!r} is a path; specs saved through the store may only name models, "
                               f"not files on the server; {trust_hint}")
+    moderation = data.get("moderation")
+    remote = moderation.get("remote") if isinstance(moderation, dict) else None
+    if isinstance(remote, dict):
+        _remote_moderation(remote, report, policy=policy, trust_hint=trust_hint)
     tools = data.get("tools")
     for index, entry in enumerate(tools if isinstance(tools, list) else []):
         where = f"tools[{index}]"
@@ -147,16 +152,28 @@ def _model(model: dict[str, Any], report: TrustReport, *, folder: Path, policy: 
     if isinstance(name, str) and _is_path_name(name, folder):
         report.refuse("model.name", f"{name!r} is a path; specs saved through the store may only name models "
                       f"(a registry name or a Hugging Face id), not files on the server; {trust_hint}")
-    base_url = model.get("base_url")
-    if isinstance(base_url, str) and not any(url_allowed(base_url, prefix) for prefix in policy.base_urls):
-        allowed = f" (allowed now: {', '.join(policy.base_urls)})" if policy.base_urls else ""
-        report.refuse("model.base_url", f"{base_url} is not an endpoint allowed for specs saved through the store"
-                      f"{allowed}; the operator can allow it with {ALLOWED_BASE_URLS_ENV}={base_url} "
-                      "(comma-separated URL prefixes)")
+    _endpoint("model.base_url", model.get("base_url"), report, policy)
     _env("model.api_key_env", model.get("api_key_env"), report, policy)
     options = model.get("options")
     if isinstance(options, dict) and options.get("trust_remote_code"):
         report.refuse("model.options.trust_remote_code", "running a model's own code is not allowed for specs saved "
+                      f"through the store; {trust_hint}")
+
+
+def _endpoint(field_name: str, url: Any, report: TrustReport, policy: TrustPolicy) -> None:
+    """Refuse a URL (where requests, and keys, are sent) outside the operator's allowed prefixes."""
+    if isinstance(url, str) and not any(url_allowed(url, prefix) for prefix in policy.base_urls):
+        allowed = f" (allowed now: {', '.join(policy.base_urls)})" if policy.base_urls else ""
+        report.refuse(field_name, f"{url} is not an endpoint allowed for specs saved through the store"
+                      f"{allowed}; the operator can allow it with {ALLOWED_BASE_URLS_ENV}={url} "
+                      "(comma-separated URL prefixes)")
+
+
+def _remote_moderation(remote: dict[str, Any], report: TrustReport, *, policy: TrustPolicy, trust_hint: str) -> None:
+    _endpoint("moderation.remote.url", remote.get("url"), report, policy)
+    _env("moderation.remote.api_key_env", remote.get("api_key_env"), report, policy)
+    if remote.get("allow_private_network") is True:
+        report.refuse("moderation.remote.allow_private_network", "private networks are not allowed for specs saved "
                       f"through the store; {trust_hint}")
 
 

@@ -3,7 +3,8 @@
 Stdlib only (`http.server`), one background thread, an ephemeral port. It answers
 `POST /v1/chat/completions` as JSON or as an SSE stream (HTTP/1.1 chunked, like api.openai.com),
 checks `Authorization: Bearer <key>`, records every request, and can be told to hang or to
-refuse unknown model names with OpenAI's 404 body.
+refuse unknown model names with OpenAI's 404 body. `POST /v1/moderations` flags a text that contains one
+of `flagged_words` (under that word's category), in OpenAI's shape.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class FakeOpenAIServer:
     completion_tokens: int = 7
     hang: float = 0.0
     fail_with: tuple[int, str] | None = None
+    flagged_words: dict[str, str] = field(default_factory=lambda: {"nasty": "harassment", "bomb": "violence"})
+    moderation_reply: Any = None  # answered to every moderation request instead, when set (a malformed one)
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,6 +74,11 @@ class FakeOpenAIServer:
     def chat_bodies(self) -> list[dict[str, Any]]:
         """JSON bodies of every chat-completions request, in order."""
         return [r.body for r in self.requests if r.path.endswith("/chat/completions") and r.body is not None]
+
+    @property
+    def moderation_inputs(self) -> list[Any]:
+        """The `input` of every moderations request, in order."""
+        return [r.body.get("input") for r in self.requests if r.path.endswith("/moderations") and isinstance(r.body, dict)]
 
     def start(self) -> FakeOpenAIServer:
         """Start serving in a background thread."""
@@ -126,6 +134,9 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._record(body)
             if not self._authorized():
                 return
+            if self.path.rstrip("/") == "/v1/moderations":
+                self._moderate(body)
+                return
             if self.path.rstrip("/") != "/v1/chat/completions":
                 self._json(404, _error(f"Invalid URL (POST {self.path})", "invalid_request_error", None))
                 return
@@ -143,17 +154,45 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     ),
                 )
                 return
-            if server.fail_with is not None:
-                status, message = server.fail_with
-                self._json(status, _error(message, "server_error" if status >= 500 else "invalid_request_error", None))
+            if self._failed_or_hung():
                 return
-            if server.hang:
-                server._released.wait(server.hang)
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._stream(model, include_usage)
             else:
                 self._json(200, self._completion(model))
+
+        def _failed_or_hung(self) -> bool:
+            """Answer `fail_with` (True), or wait out `hang` first (False: answer as usual)."""
+            if server.fail_with is not None:
+                status, message = server.fail_with
+                self._json(status, _error(message, "server_error" if status >= 500 else "invalid_request_error", None))
+                return True
+            if server.hang:
+                server._released.wait(server.hang)
+            return False
+
+        def _moderate(self, body: Any) -> None:
+            if self._failed_or_hung():
+                return
+            if server.moderation_reply is not None:
+                self._json(200, server.moderation_reply)
+                return
+            texts = body.get("input") if isinstance(body, dict) else None
+            texts = [texts] if isinstance(texts, str) else texts
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                self._json(400, _error("input must be a string or a list of strings", "invalid_request_error", None, "input"))
+                return
+            names = sorted(set(server.flagged_words.values()) | {"harassment", "violence", "sexual"})
+            results = []
+            for text in texts:
+                hits = {category for word, category in server.flagged_words.items() if word in text.lower()}
+                results.append({
+                    "flagged": bool(hits),
+                    "categories": {name: name in hits for name in names},
+                    "category_scores": {name: 0.97 if name in hits else 0.01 for name in names},
+                })
+            self._json(200, {"id": "modr-fake", "model": body.get("model") or "omni-moderation-latest", "results": results})
 
         def _record(self, body: dict[str, Any] | None) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}

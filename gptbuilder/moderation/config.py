@@ -66,5 +66,7 @@ def moderation_for(loaded: LoadedSpec) -> Moderation | None:
     config = config_for(loaded)
     if config is None:
         return None
-    moderation = Moderation.from_config(config)
+    # the GPT's allow_private_network reaches its own remote endpoint, as it does its actions; not the server's
+    own = config is loaded.spec.moderation
+    moderation = Moderation.from_config(config, allow_private=own and loaded.spec.allow_private_network)
     return moderation if moderation.active else None

@@ -9,6 +9,7 @@ from .base import Action, Check, Verdict
 from .blocklist import Blocklist
 from .patterns import Patterns
 from .pii import PII, replace
+from .remote import RemoteCheck
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,12 @@ class Moderation:
     refusal: str = DEFAULT_REFUSAL
     input: bool = True
     output: bool = True
+    remote: RemoteCheck | None = None  # an endpoint that judges what the local checks let through
+    remote_every: int = 500  # characters of a streamed answer per remote call
 
     @classmethod
-    def from_config(cls, config: ModerationConfig) -> Moderation:
-        """The checks a config turns on, each compiled once."""
+    def from_config(cls, config: ModerationConfig, *, allow_private: bool = False) -> Moderation:
+        """The checks a config turns on, each compiled once (``allow_private``: the GPT's allow_private_network)."""
         blocking: list[Check] = []
         if config.blocklist:
             blocking.append(Blocklist(config.blocklist))
@@ -32,12 +35,14 @@ class Moderation:
         if config.pii == "block":
             blocking.append(PII())
         masking = PII() if config.pii == "mask" else None
-        return cls(tuple(blocking), masking, config.refusal, config.input, config.output)
+        remote = RemoteCheck(config.remote, allow_private=allow_private) if config.remote else None
+        every = config.remote.every if config.remote else 500
+        return cls(tuple(blocking), masking, config.refusal, config.input, config.output, remote, every)
 
     @property
     def active(self) -> bool:
         """Whether anything is checked at all."""
-        return bool(self.blocking or self.masking) and (self.input or self.output)
+        return bool(self.blocking or self.masking or self.remote) and (self.input or self.output)
 
     @property
     def holdback(self) -> int:

@@ -5,6 +5,12 @@ The output stage holds back only as many characters as the longest finding needs
 phrase, pattern or piece of personal data, and one more to see where a word ends) and releases the rest, so
 the answer still streams. A blocked answer stops there with the refusal: the offending text is never
 shown. With `pii: mask`, personal data is replaced (`[email]`) inside the window before it is released.
+
+A remote endpoint (`moderation.remote`) judges what the local checks let through, masked already: the
+user's latest message once, and the answer in pieces of `every` characters (each sent with the piece before
+it, for context) plus one call for the rest at its end, so an answer of n characters costs at most
+n / every + 1 calls. Each piece is held until the endpoint has passed it: with a remote check, the answer
+streams in steps of `every` characters instead of a few characters at a time.
 """
 
 from __future__ import annotations
@@ -37,13 +43,17 @@ class ModerateInput:
         if latest is None:
             return None
         verdict = self.moderation.blocked(latest.text)
+        masked: dict[str, Verdict] = {}
+        if verdict is None:
+            turn.history = [self._masked(m, masked) if isinstance(m, HumanMessage) else m for m in turn.history]
+            if self.moderation.remote is not None:  # sent masked: the endpoint is a third party
+                latest = next(m for m in reversed(turn.history) if isinstance(m, HumanMessage))
+                verdict = self.moderation.remote.check(latest.text)
         if verdict is not None:
             refusal = self.moderation.refusal
             yield _blocked("input", verdict)
             yield TextDelta(refusal)
             return Done(refusal, finish_reason="content_filter", usage=Usage())
-        masked: dict[str, Verdict] = {}
-        turn.history = [self._masked(m, masked) if isinstance(m, HumanMessage) else m for m in turn.history]
         for verdict in masked.values():
             yield Moderated("input", verdict.check, verdict.category, "masked")
         return None
@@ -88,6 +98,8 @@ class ModerationGuard:
         self._held = ""  # text not yet released
         self._shown = False
         self._masked: set[str] = set()  # categories already reported as masked this turn
+        self._unjudged = ""  # with a remote check: text the local checks released that the endpoint has not passed
+        self._judged = ""  # the last piece it passed: sent with the next one, for context
 
     def feed(self, event: Event) -> Iterable[Event]:
         """Other events pass; text comes out once checked, masked where it must be."""
@@ -96,13 +108,36 @@ class ModerationGuard:
         if not isinstance(event, TextDelta):
             return (event,)
         self._held += event.text
-        return self._drain(final=False)
+        return self._judge(self._drain(final=False), final=False)
 
     def finish(self) -> Iterable[Event]:
         """The end of the answer: what is still held, checked to its last character."""
-        if self.halted or not self._held:
+        if self.halted:
             return ()
-        return self._drain(final=True)
+        return self._judge(self._drain(final=True) if self._held else [], final=True)
+
+    def _judge(self, events: list[Event], *, final: bool) -> list[Event]:
+        """Without a remote check, the events as they are; with one, text held until the endpoint passes it."""
+        remote = self.moderation.remote
+        if remote is None or self.halted:
+            return events
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, TextDelta):
+                self._unjudged += event.text
+            else:
+                out.append(event)
+        if self._unjudged and (final or len(self._unjudged) >= self.moderation.remote_every):
+            piece, self._unjudged = self._unjudged, ""
+            verdict = remote.check(self._judged + piece)
+            if verdict is not None:
+                self.halted = "content_filter"
+                refusal = ("\n\n" if self._shown else "") + self.moderation.refusal
+                return [*out, _blocked("output", verdict), TextDelta(refusal)]
+            self._judged = piece[-self.moderation.remote_every :]
+            self._shown = self._shown or bool(piece.strip())
+            out.append(TextDelta(piece))
+        return out
 
     def _drain(self, *, final: bool) -> list[Event]:
         text, offset = self._context + self._held, len(self._context)
@@ -133,6 +168,6 @@ class ModerationGuard:
                 self._masked.add(found.category)
                 events.append(Moderated("output", found.check, found.category, "masked"))
         if released:
-            self._shown = self._shown or bool(released.strip())
+            self._shown = self._shown or (bool(released.strip()) and self.moderation.remote is None)
             events.append(TextDelta(released))
         return events
