@@ -80,12 +80,21 @@ def finetune(
     grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Batches summed into one step")] = 1,
     block_size: BlockOption = 256,
     eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="Validation loss every N steps")] = None,
+    save_every: Annotated[
+        int | None, typer.Option("--save-every", min=1, help="Keep a checkpoint every N steps (Ctrl-C keeps one too)")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run of NAME from its last checkpoint")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation and data order")] = 42,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registered model of the same name")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a registered model of the same name, or a stopped run's checkpoints")
+    ] = False,
     skip_bad: SkipBadOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Fine-tune BASE on your data with transformers' Trainer and register it as NAME."""
+    """Fine-tune BASE on your data with transformers' Trainer and register it as NAME.
+
+    Ctrl-C stops after the current step and keeps a checkpoint; `--resume` continues from it.
+    """
     from ..training import finetune as tuning
 
     settings: Settings = ctx.obj
@@ -98,11 +107,16 @@ def finetune(
         grad_accum=grad_accum,
         block_size=block_size,
         eval_every=eval_every,
+        save_every=save_every,
         seed=seed,
     )
     corpus = tuning.read_corpus(paths, from_gpt, gpts_dir=settings.gpts_dir, data_dir=settings.data_dir, skip_bad=skip_bad)
     command = shlex.join(["gptbuilder", *sys.argv[1:]])
-    result = tuning.finetune(base, corpus, name, options, data_dir=settings.data_dir, overwrite=overwrite, command=command)
+    result = tuning.finetune(
+        base, corpus, name, options, data_dir=settings.data_dir, overwrite=overwrite, resume=resume, command=command
+    )
+    if result is None:
+        return  # another process of a distributed launch: the main one registers and reports
     if as_json:
         typer.echo(json.dumps(result.entry.to_dict(), ensure_ascii=False))
         return

@@ -141,7 +141,10 @@ def load_causal_lm(source: str, device: str) -> Any:
 
 
 def pick_device() -> str:
-    """cuda when present, else cpu."""
+    """cuda when present (this process's GPU under `accelerate launch`), else cpu."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    local_rank = os.environ.get("LOCAL_RANK")
+    return f"cuda:{local_rank}" if local_rank else "cuda"

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -11,7 +17,7 @@ from gptbuilder.cli import app
 from gptbuilder.settings import Settings
 from gptbuilder.training import finetune as tuning
 from gptbuilder.training.registry import Entry, Registry
-from tests.training.conftest import FIXTURES
+from tests.training.conftest import FIXTURES, tiny_base  # noqa: F401
 
 runner = CliRunner()
 SHOP = str(FIXTURES / "shop.md")
@@ -101,3 +107,34 @@ def test_models_list_show_and_remove(write_spec):
     refused = runner.invoke(app, ["models", "remove", "shop"])
     assert refused.exit_code == 1 and "used by helper" in refused.stderr
     assert "did you mean 'shop'" in runner.invoke(app, ["models", "show", "shoop"]).stderr
+
+
+def test_ctrl_c_on_a_real_process_keeps_a_checkpoint_and_resume_finishes_it(tiny_base):
+    """SIGINT to `gptbuilder train finetune` stops it after a step with a checkpoint; `--resume` reaches --max-steps."""
+    command = [
+        str(Path(sys.executable).with_name("gptbuilder")), "train", "finetune", str(tiny_base), "--data", SHOP, "--name", "tiny",
+        "--batch-size", "2", "--block-size", "32", "--save-every", "1000",
+    ]
+    process = subprocess.Popen([*command, "--max-steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # Trainer logs the loss every 10 steps: training is under way
+            if "'loss'" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1 and stdout == ""
+    stopped = re.search(r"error: stopped at step (\d+); the model is not registered", rest)
+    assert stopped, rest
+    assert "continue with: gptbuilder train finetune" in rest and "--max-steps 100000 --resume" in rest
+    assert _registry().names() == []
+    step = int(stopped.group(1))
+    assert (_registry().root / ".run-tiny" / ".trainer" / f"checkpoint-{step}").is_dir()
+
+    resumed = runner.invoke(app, [*command[1:], "--max-steps", str(step + 3), "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    metrics = json.loads(resumed.stdout)["metrics"]
+    assert metrics["steps"] == step + 3 and metrics["resumed_from_step"] == step
+    assert _registry().names() == ["tiny"] and os.listdir(_registry().root) == ["tiny"]
