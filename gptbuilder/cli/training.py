@@ -90,6 +90,14 @@ def finetune(
     ] = False,
     skip_bad: SkipBadOption = False,
     as_json: JsonOption = False,
+    print_launch: Annotated[
+        bool, typer.Option("--print-launch", help="Do not train: write the accelerate config and print the launch command")
+    ] = False,
+    gpus: Annotated[int, typer.Option("--gpus", min=0, help="With --print-launch: GPUs (processes) to use; 0 for one CPU process")] = 1,
+    deepspeed: Annotated[
+        str | None, typer.Option("--deepspeed", metavar="zero2|zero3", help="With --print-launch: shard with DeepSpeed ZeRO")
+    ] = None,
+    fsdp: Annotated[bool, typer.Option("--fsdp", help="With --print-launch: shard with PyTorch FSDP")] = False,
 ) -> None:
     """Fine-tune BASE on your data with transformers' Trainer and register it as NAME.
 
@@ -98,6 +106,11 @@ def finetune(
     from ..training import finetune as tuning
 
     settings: Settings = ctx.obj
+    if print_launch:
+        _print_launch(ctx, settings, name, gpus, deepspeed=deepspeed, fsdp=fsdp)
+        return
+    if deepspeed or fsdp or gpus != 1:
+        raise InputError("--gpus, --deepspeed and --fsdp go with --print-launch, which writes the config for `accelerate launch`")
     options = tuning.FinetuneOptions(
         method="lora" if lora else "full",
         epochs=epochs,
@@ -127,6 +140,47 @@ def finetune(
         f"after {m['steps']} steps in {m['seconds']} s ({m['tokens_per_second']} tokens/s on {m['device']})\n"
         f"use it in a spec: model: {{provider: transformers, name: 'registry:{name}'}}"
     )
+
+
+LAUNCH_OPTIONS = frozenset({"print_launch", "gpus", "deepspeed", "fsdp"})
+
+
+def _print_launch(ctx: typer.Context, settings: Settings, name: str, gpus: int, *, deepspeed: str | None, fsdp: bool) -> None:
+    """Write accelerate's config for this very command and print the `accelerate launch` line that runs it."""
+    from ..training.launch import write_launch
+    from ..training.registry import check_name
+
+    folder = settings.data_dir / "launch" / check_name(name)
+    arguments = ["--gpts", str(settings.gpts_dir.resolve()), "--data", str(settings.data_dir.resolve()), "train", "finetune"]
+    launch = write_launch(folder, name, gpus, arguments + replay(ctx, LAUNCH_OPTIONS), deepspeed=deepspeed, fsdp=fsdp)
+    for path in launch.files:
+        typer.echo(f"wrote {path}", err=True)
+    for note in launch.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(launch.line)
+
+
+def replay(ctx: typer.Context, leave_out: frozenset[str] = frozenset()) -> list[str]:
+    """The arguments that give this command the values it was given (options at their default left out)."""
+    from typer.core import TyperArgument, TyperOption
+
+    arguments: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in leave_out or value is None or value == [] or value == ():
+            continue
+        if isinstance(param, TyperArgument):
+            arguments += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            continue
+        assert isinstance(param, TyperOption)
+        if value == param.default:
+            continue
+        if param.is_flag:
+            arguments.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
+        for item in value if param.multiple else [value]:
+            arguments += [param.opts[0], str(item)]
+    return arguments
 
 
 @train_app.command("eval")
