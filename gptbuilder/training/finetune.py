@@ -149,6 +149,9 @@ def finetune(
         )
         run.strip()
         path = registry.commit(run.folder, entry, overwrite=overwrite)
+    except RunInterrupted:
+        run.close(keep=True)  # its message says where the checkpoint is and how to go on
+        raise
     except BaseException:
         kept = run.last_checkpoint()
         run.close(keep=kept is not None)
