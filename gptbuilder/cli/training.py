@@ -130,6 +130,11 @@ def finetune(
     )
     if result is None:
         return  # another process of a distributed launch: the main one registers and reports
+    _report(result, name, as_json)
+
+
+def _report(result: Any, name: str, as_json: bool) -> None:
+    """Print what was registered: its entry as JSON, or three lines."""
     if as_json:
         typer.echo(json.dumps(result.entry.to_dict(), ensure_ascii=False))
         return
@@ -140,6 +145,43 @@ def finetune(
         f"after {m['steps']} steps in {m['seconds']} s ({m['tokens_per_second']} tokens/s on {m['device']})\n"
         f"use it in a spec: model: {{provider: transformers, name: 'registry:{name}'}}"
     )
+
+
+@train_app.command("pretrain")
+def pretrain(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Register the result under this name")],
+    paths: DataOption = [],  # noqa: B006
+    size: Annotated[str, typer.Option("--size", metavar="tiny|small", help="tiny: ~1M parameters; small: ~27M")] = "tiny",
+    tokenizer: Annotated[
+        str, typer.Option("--tokenizer", metavar="train|BASE", help="Learn a byte-level BPE from the data, or use BASE's")
+    ] = "train",
+    epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="Passes over the data")] = 3.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps (wins over --epochs)")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", min=0, help="Learning rate [default: 1e-3]")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Blocks per step and device")] = 8,
+    block_size: BlockOption = 256,
+    save_every: Annotated[int | None, typer.Option("--save-every", min=1, help="Keep a checkpoint every N steps")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run of NAME")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation and data order")] = 42,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a registered model of the same name")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pre-train a small model from scratch on your text (for learning and toy domains) and register it as NAME."""
+    from ..training import finetune as tuning
+    from ..training import pretrain as scratch
+
+    settings: Settings = ctx.obj
+    options = tuning.FinetuneOptions(
+        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, block_size=block_size, save_every=save_every, seed=seed
+    )
+    corpus = tuning.read_corpus(paths, [], gpts_dir=settings.gpts_dir, data_dir=settings.data_dir, skip_bad=False)
+    result = scratch.pretrain(
+        corpus, name, options, size=size, tokenizer=tokenizer, data_dir=settings.data_dir, overwrite=overwrite,
+        resume=resume, command=shlex.join(["gptbuilder", *sys.argv[1:]]),
+    )
+    if result is not None:
+        _report(result, name, as_json)
 
 
 LAUNCH_OPTIONS = frozenset({"print_launch", "gpus", "deepspeed", "fsdp"})

@@ -113,9 +113,11 @@ def finetune(
     resume: bool = False,
     command: str = "",
     callbacks: Sequence[Any] = (),
+    recorded_as: tuple[str, str] | None = None,
 ) -> FinetuneResult | None:
     """Fine-tune ``base_name`` on ``corpus`` and register the result as ``name`` (all or nothing).
 
+    ``recorded_as`` (base, method) replaces what the entry says the model came from (pre-training does).
     ``resume`` continues the stopped run of ``name`` from its last checkpoint; ``callbacks`` are extra
     TrainerCallbacks. RunInterrupted when Ctrl-C stopped it (the checkpoint is kept). In the other
     processes of a distributed launch nothing is registered and the result is None.
@@ -140,8 +142,8 @@ def finetune(
             return None
         entry = Entry(
             name=name,
-            base=base.label,
-            method=options.method,
+            base=recorded_as[0] if recorded_as else base.label,
+            method=recorded_as[1] if recorded_as else options.method,
             sources=prepared.stats.sources,
             hyperparameters=_hyperparameters(options),
             metrics=metrics | {"data": {k: v for k, v in prepared.stats.to_dict().items() if k not in ("sources", "notes")}},

@@ -21,25 +21,10 @@ def tokenizer() -> Any:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint folder of a ~100k-parameter random Llama with a small BPE trained on the shop's text: steps take ms."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from gptbuilder.training.pretrain import Size, build_model, train_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-base")
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train([str(FIXTURES / "shop.md")], trainer)
-    end = "<|endoftext|>"
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=end, bos_token=end, pad_token=end)
+    tokenizer = train_tokenizer([(FIXTURES / "shop.md").read_text(encoding="utf-8")], 400)
     tokenizer.save_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    build_model(Size(hidden=32, layers=2, heads=2, intermediate=64, vocab=400), tokenizer, context=256, seed=0).save_pretrained(folder)
     return folder
