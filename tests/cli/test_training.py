@@ -109,6 +109,7 @@ def test_models_list_show_and_remove(write_spec):
     assert "did you mean 'shop'" in runner.invoke(app, ["models", "show", "shoop"]).stderr
 
 
+@pytest.mark.slow  # the child process loads model weights (the tiny random base)
 def test_ctrl_c_on_a_real_process_keeps_a_checkpoint_and_resume_finishes_it(tiny_base):
     """SIGINT to `gptbuilder train finetune` stops it after a step with a checkpoint; `--resume` reaches --max-steps."""
     command = [

@@ -133,9 +133,9 @@ def test_a_spec_saved_through_the_store_may_not_name_a_folder_on_the_server(writ
     for field in ("rerank", "entailment"):
         spec = (f"name: Shop\ninstructions: x\nmodel: {{provider: fake}}\n"
                 f"knowledge:\n  files: [knowledge/shop/*.md]\n  {field}: {{model: '{models / 'nli'}'}}\n")
-        loaded = load_spec(write_spec("shop", spec), trusted=False)
+        # refused when the spec loads (trust.py), before anything could compile or read the folder
         with pytest.raises(SpecError, match=rf"knowledge.{field}.model: .* is a path; specs saved through the store"):
-            compile_agent(loaded, data_dir=tmp_path / "data", embedder=FakeEmbedder())
+            load_spec(write_spec("shop", spec), trusted=False)
 
 
 def test_an_embedding_model_is_not_a_cross_encoder(write_spec, gpts_dir, tmp_path):
