@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from gptbuilder.cli import app
 from gptbuilder.training.pretrain import SIZES, build_model, train_tokenizer
 
 from .conftest import FIXTURES
+
+pytestmark = pytest.mark.slow  # its tests load model weights through transformers
 
 runner = CliRunner()
 

@@ -15,6 +15,8 @@ from gptbuilder.training.runs import RunInterrupted, open_run
 
 from .conftest import FIXTURES
 
+pytestmark = pytest.mark.slow  # each test loads model weights (the tiny random base) through transformers
+
 
 class CtrlCAt(TrainerCallback):
     """Sends this process SIGINT during step ``step``, as Ctrl-C in a terminal would."""
