@@ -55,8 +55,8 @@ def examples(text: str) -> dict[str, Example]:
         if line.startswith("```"):
             in_console = line.strip() == "```console"
             continue
-        if not (in_console and line.startswith("$ gptbuilder ")):
-            continue
+        if not (in_console and line.startswith("$ gptbuilder ")) or line.rstrip().endswith("\\"):
+            continue  # a command continued on the next line is shown, not one of the checked ones
         command = shlex.join(shlex.split(line[2:], comments=True))
         end = number + 1
         while end < len(lines) and not lines[end].startswith("$ ") and not lines[end].startswith("```"):
