@@ -122,14 +122,18 @@ def _missing(item: pytest.Item) -> str | None:
     return None
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a test whose browser or optional package is missing, with the install hint; fail instead under CI."""
-    reason = _missing(item)
-    if reason is None:
+def require(problem: str | None) -> None:
+    """Skip with ``problem`` (an install hint) when there is one; under GPTBUILDER_TEST_STRICT=1 (CI) fail instead."""
+    if problem is None:
         return
     if os.environ.get(STRICT_ENV) == "1":
-        pytest.fail(f"{reason} ({STRICT_ENV}=1: nothing may skip for a missing dependency)", pytrace=False)
-    pytest.skip(reason)
+        pytest.fail(f"{problem} ({STRICT_ENV}=1: nothing may skip for a missing dependency)", pytrace=False)
+    pytest.skip(problem)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose browser or optional package is missing, with the install hint; fail instead under CI."""
+    require(_missing(item))
 
 
 # ----- every test in its own folders -----------------------------------------------------------------

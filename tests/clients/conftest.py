@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +10,7 @@ from fastapi import FastAPI
 
 from gptbuilder.models.fake import FakeChatModel
 from gptbuilder.server import ServerConfig
-from tests.conftest import STRICT_ENV
+from tests.conftest import require  # noqa: F401 - the client tests import it from here
 from tests.server.conftest import live, make_app  # noqa: F401
 from tests.server.test_structured_output import CITY_JSON
 
@@ -46,15 +45,6 @@ def served(make_app, live, write_spec) -> Served:
         write_spec(gpt_id, text)
     app = make_app(ServerConfig(api_keys=(KEY,)))
     return Served(app, f"{live(app).url}/v1")
-
-
-def require(problem: str | None) -> None:
-    """Skip with ``problem`` (an install hint) when there is one; under GPTBUILDER_TEST_STRICT=1 (CI) fail instead."""
-    if problem is None:
-        return
-    if os.environ.get(STRICT_ENV) == "1":
-        pytest.fail(f"{problem} ({STRICT_ENV}=1: nothing may skip for a missing dependency)", pytrace=False)
-    pytest.skip(problem)
 
 
 @pytest.fixture
